@@ -1,0 +1,223 @@
+"""The "Deep Image Prior" dock widget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from napari.layers import Image, Labels, Shapes
+from napari.utils.notifications import show_error, show_warning
+
+from ..engines import dip
+from ..engines.base import DEVICES, InputError
+from .runner import EngineRunner
+
+__all__ = ["DipWidget", "dip_inputs"]
+
+
+@dataclass
+class DipInputs:
+    image: np.ndarray
+    mask: np.ndarray | None
+    params: dict[str, Any]
+
+
+def rasterize_mask(layer: Labels | Shapes, image: Image, spatial: tuple[int, int]) -> np.ndarray:
+    """A Labels layer's data, or a Shapes layer drawn into the image's ``(Y, X)`` pixel grid."""
+    if isinstance(layer, Labels):
+        return np.asarray(layer.data)
+    if len(layer.data) == 0:
+        raise InputError(f"Shapes layer {layer.name!r} has no shapes: draw the regions to fill in first")
+    # Shapes live in their own data coordinates: map them through world into the image's pixels.
+    s_scale, s_trans = np.asarray(layer.scale[-2:]), np.asarray(layer.translate[-2:])
+    i_scale, i_trans = np.asarray(image.scale[-2:]), np.asarray(image.translate[-2:])
+    data = [((np.asarray(d)[:, -2:] * s_scale + s_trans) - i_trans) / i_scale for d in layer.data]
+    drawn = Shapes(data, shape_type=layer.shape_type).to_labels(labels_shape=spatial)
+    return (np.asarray(drawn) > 0).astype(np.uint8)
+
+
+def dip_inputs(
+    image: Any,
+    task: str,
+    mask: Any = None,
+    *,
+    channels_first: bool = False,
+    **params: Any,
+) -> DipInputs:
+    """Check the widget's choices and turn layers into engine inputs. Raises :class:`InputError`."""
+    if image is None:
+        raise InputError("no image selected: open an image (File ▸ Open, or File ▸ Open Sample)")
+    if isinstance(image, Labels):
+        raise InputError(f"{image.name!r} is a Labels layer: choose an Image layer to restore")
+    if not isinstance(image, Image):
+        raise InputError(f"{getattr(image, 'name', image)!r} is not an Image layer: choose an Image layer")
+    data = np.asarray(image.data)
+    if image.rgb:
+        channel_axis: int | None = -1
+    elif channels_first:
+        if data.ndim < 3:
+            raise InputError("'axis 0 is channels' needs a 3-D or 4-D image")
+        channel_axis = 0
+    else:
+        channel_axis = None
+    m = None
+    if task == "inpaint":
+        if mask is None:
+            raise InputError(
+                "inpainting needs a mask: add a Labels or Shapes layer marking the missing pixels"
+            )
+        spatial = data.shape[-3:-1] if image.rgb else data.shape[-2:]
+        m = rasterize_mask(mask, image, spatial)
+    return DipInputs(data, m, {"task": task, "channel_axis": channel_axis, **params})
+
+
+class DipWidget(Container):
+    """Deep Image Prior: denoise, inpaint or super-resolve the selected image layer."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.runner = EngineRunner(napari_viewer, self._set_state)
+        self.image = ComboBox(label="image", choices=self._image_choices, nullable=True)
+        self.task = ComboBox(label="task", choices=list(dip.TASKS), value="denoise")
+        self.mask = ComboBox(
+            label="mask",
+            choices=self._mask_choices,
+            nullable=True,
+            tooltip="Labels or Shapes layer; non-zero / inside a shape = missing",
+        )
+        self.scale = ComboBox(label="scale", choices=list(dip.SCALES), value=4)
+        self.noise = ComboBox(label="noise model", choices=list(dip.NOISE_MODELS), value="gaussian")
+        self.channels_first = CheckBox(text="axis 0 is channels", value=False)
+        self.preset = ComboBox(label="preset", choices=list(dip.PRESETS), value="paper")
+        self.iterations = SpinBox(
+            label="iterations", min=0, max=100_000, step=100, value=0, tooltip="0 = the preset's number"
+        )
+        self.iterations.native.setSpecialValueText("preset")
+        self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
+        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.preview_every = SpinBox(
+            label="preview every",
+            min=0,
+            max=10_000,
+            value=25,
+            tooltip="steps between preview updates (0: off)",
+        )
+        self.run_button = PushButton(text="Run")
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.image,
+                self.task,
+                self.mask,
+                self.scale,
+                self.noise,
+                self.channels_first,
+                self.preset,
+                self.iterations,
+                self.device,
+                self.seed,
+                self.preview_every,
+                self.run_button,
+                self.status,
+            ]
+        )
+        self.task.changed.connect(self._update_visibility)
+        self.run_button.changed.connect(self._on_button)
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._refresh_choices)
+        self._update_visibility()
+        self._refresh_choices()
+
+    # -- choices ---------------------------------------------------------------------------------
+
+    def _image_choices(self, _w: Any = None) -> list[tuple[str, Image]]:
+        return [
+            (lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image) and not self._is_ours(lay)
+        ]
+
+    def _mask_choices(self, _w: Any = None) -> list[tuple[str, Labels | Shapes]]:
+        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Labels | Shapes)]
+
+    def _is_ours(self, layer: Image) -> bool:
+        return layer is self.runner._preview
+
+    def _refresh_choices(self, _event: Any = None) -> None:
+        self.image.reset_choices()
+        self.mask.reset_choices()
+        if self.image.value is None and self.image.choices:
+            self.image.value = self.image.choices[-1]
+
+    def _update_visibility(self, _v: Any = None) -> None:
+        task = self.task.value
+        self.mask.visible = task == "inpaint"
+        self.scale.visible = task == "sr"
+        self.noise.visible = task == "denoise"
+
+    # -- running ---------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.runner.running
+
+    def _on_button(self, _v: Any = None) -> None:
+        if self.runner.running:
+            self.runner.cancel()
+        else:
+            self.run()
+
+    def params(self) -> dict[str, Any]:
+        """The engine parameters the widget's current values stand for."""
+        p: dict[str, Any] = {
+            "preset": self.preset.value,
+            "seed": int(self.seed.value),
+            "preview_every": int(self.preview_every.value),
+        }
+        if self.iterations.value > 0:
+            p["iterations"] = int(self.iterations.value)
+        if self.task.value == "sr":
+            p["scale"] = int(self.scale.value)
+        if self.task.value == "denoise":
+            p["noise_model"] = self.noise.value
+        return p
+
+    def run(self) -> bool:
+        """Start a run with the current values. Returns False (with a message) if it cannot start."""
+        if self.runner.running:
+            show_warning("Deep Image Prior is already running: press Cancel or wait for it to finish")
+            return False
+        try:
+            inputs = dip_inputs(
+                self.image.value,
+                self.task.value,
+                self.mask.value,
+                channels_first=self.channels_first.value,
+                **self.params(),
+            )
+            gen = dip.run(
+                inputs.image,
+                inputs.params,
+                mask=inputs.mask,
+                device=self.device.value,
+                cancel=self.runner.cancel_requested,
+            )
+        except InputError as err:
+            show_error(str(err))
+            self.status.value = f"Error: {err}"
+            return False
+        layer = self.image.value
+        zoom = float(inputs.params["scale"]) if self.task.value == "sr" else 1.0
+        title = f"DIP {self.task.value}" + (f" ×{int(zoom)}" if zoom > 1 else "")
+        self.runner.start(gen, source=layer, title=title, zoom=zoom)
+        return True
+
+    def cancel(self) -> None:
+        """Stop the current run; the viewer is left as it was before Run."""
+        self.runner.cancel()
+
+    def _set_state(self, running: bool, message: str) -> None:
+        self.run_button.text = "Cancel" if running else "Run"
+        self.status.value = message

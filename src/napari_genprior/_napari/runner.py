@@ -1,0 +1,191 @@
+"""Run an engine generator in a napari thread worker: progress, live preview, cancel, result layers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import napari
+import numpy as np
+from napari.layers import Image, Layer
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+
+from ..engines.base import Cancelled, EngineRun, Progress, Result, output_geometry
+
+__all__ = ["EngineRunner", "result_layers"]
+
+
+def result_layers(result: Result, source: Image) -> list[Layer]:
+    """Turn an engine result into napari layers placed exactly over ``source``.
+
+    Names are ``{source}_{suffix}``; scale/translate follow the source (divided/shifted by each
+    output's zoom); ``metadata`` holds the engine's parameters and the source layer's name.
+    """
+    layers = []
+    for out in result.layers:
+        scale, translate = output_geometry(source.scale, source.translate, out.zoom)
+        meta = {**result.metadata, "source_layer": source.name}
+        kwargs: dict[str, Any] = {
+            "name": f"{source.name}_{out.suffix}",
+            "scale": scale,
+            "translate": translate,
+            "metadata": meta,
+            **out.kwargs,
+        }
+        if out.layer_type == "image" and out.data.ndim == source.data.ndim:
+            kwargs.setdefault("rgb", source.rgb)
+            if not source.rgb:
+                kwargs.setdefault("colormap", source.colormap.name)
+                kwargs.setdefault("contrast_limits", list(source.contrast_limits))
+        layers.append(Layer.create(out.data, kwargs, out.layer_type))
+    return layers
+
+
+class EngineRunner:
+    """Drives one engine run at a time for a widget.
+
+    ``on_state(running, message)`` is called on the main thread whenever the run starts, makes
+    progress, finishes, fails or is cancelled, so the widget can update its button and status.
+    """
+
+    def __init__(self, viewer: napari.Viewer, on_state: Callable[[bool, str], None]) -> None:
+        self.viewer = viewer
+        self.on_state = on_state
+        self.worker: GeneratorWorker | None = None
+        self._cancel = threading.Event()
+        self._pbar: progress | None = None
+        self._preview: Image | None = None
+        self._source: Image | None = None
+        self._preview_name = ""
+        self._t0 = 0.0
+        self.last_result: Result | None = None
+        self.last_error: BaseException | None = None
+        self._done_message: str | None = None
+        self._title = ""
+        self._zoom = 1.0
+
+    def cancel_requested(self) -> bool:
+        """For the engine's ``cancel`` argument: True once Cancel was pressed."""
+        return self._cancel.is_set()
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def start(self, gen: EngineRun, *, source: Image, title: str, zoom: float = 1.0) -> GeneratorWorker:
+        """Start ``gen`` (an engine run on ``source``'s data) in a thread; ``zoom`` places the preview.
+
+        Refused (RuntimeError) while another run is going.
+        """
+        if self.running:
+            raise RuntimeError("a run is already in progress: cancel it or wait for it to finish")
+        self._cancel.clear()
+        self._source = source
+        self._zoom = zoom
+        self._preview_name = f"{source.name}_preview"
+        self._title = title
+        self.last_result = None
+        self.last_error = None
+        self._t0 = time.perf_counter()
+
+        def job() -> EngineRun:
+            try:
+                return (yield from gen)
+            except Cancelled:
+                return None
+
+        self._pbar = progress(total=0, desc=title)
+        worker = create_worker(job, _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(self._on_yielded)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.on_state(True, f"{title}: starting…")
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the run to stop; it stops at the next step and leaves the viewer as it was."""
+        if self.worker is not None:
+            self._cancel.set()
+            self.worker.quit()
+            self.on_state(True, f"{self._title}: cancelling…")
+
+    # -- signal handlers (main thread) --------------------------------------------------------
+
+    def _on_yielded(self, ev: Progress) -> None:
+        pbar = self._pbar
+        if self._cancel.is_set() or self.worker is None or pbar is None:
+            return
+        if pbar.total != ev.total:
+            pbar.total = ev.total
+        pbar.update(ev.step - pbar.n)
+        pbar.set_description(f"{self._title} · loss {ev.loss:.4g}")
+        if ev.preview is not None:
+            self._show_preview(ev.preview)  # may process pending events, the end of the run included
+        if self.worker is None:
+            return
+        self.on_state(True, f"{self._title}: step {ev.step}/{ev.total} · loss {ev.loss:.4g}")
+
+    def _show_preview(self, data: np.ndarray) -> None:
+        src = self._source
+        if self._preview is not None and self._preview in self.viewer.layers:
+            self._preview.data = data
+            return
+        rgb = data.ndim == 3 and data.shape[-1] in (3, 4) and src.rgb
+        nd = data.ndim - (1 if rgb else 0)
+        scale, translate = output_geometry(src.scale[-nd:], src.translate[-nd:], self._zoom)
+        kwargs: dict[str, Any] = {
+            "name": self._preview_name,
+            "scale": scale,
+            "translate": translate,
+            "rgb": rgb,
+        }
+        if not src.rgb:
+            kwargs.update(colormap=src.colormap.name, contrast_limits=list(src.contrast_limits))
+        self._preview = self.viewer.add_image(data, **kwargs)
+
+    def _on_returned(self, result: Result | None) -> None:
+        if result is None or self._cancel.is_set():  # cancelled (possibly at the very last step)
+            return
+        self.last_result = result
+        src = self._source
+        self._remove_preview()
+        for layer in result_layers(result, src):
+            self.viewer.add_layer(layer)
+        wall = time.perf_counter() - self._t0
+        self._done_message = f"{self._title}: done in {wall:.1f} s"
+
+    def _on_errored(self, err: BaseException) -> None:
+        self.last_error = err
+        if isinstance(err, Cancelled):
+            return
+        self._done_message = f"{self._title} failed: {err}"
+        show_error(self._done_message)
+
+    def _on_aborted(self) -> None:
+        self._done_message = f"{self._title}: cancelled"
+
+    def _on_finished(self) -> None:
+        self._remove_preview()
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        msg = self._done_message or f"{self._title}: finished"
+        if self._cancel.is_set():
+            msg = f"{self._title}: cancelled"
+            show_info(msg)
+        self._done_message = None
+        self.worker = None
+        self.on_state(False, msg)
+
+    def _remove_preview(self) -> None:
+        if self._preview is not None and self._preview in self.viewer.layers:
+            self.viewer.layers.remove(self._preview)
+        self._preview = None

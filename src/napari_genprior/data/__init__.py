@@ -1,0 +1,1 @@
+"""Synthetic data generators and bundled sample images (made offline, seeded)."""

@@ -1,0 +1,158 @@
+"""The engine protocol shared by every engine, and its small helpers.
+
+An engine run is a generator: it yields :class:`Progress` events and returns a :class:`Result`::
+
+    gen = engine.run(image, params, device="auto")
+    result = drive(gen, on_progress=print)
+
+Pure torch + numpy: nothing here (or in any engine) imports napari or Qt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "Cancelled",
+    "InputError",
+    "OutputLayer",
+    "Progress",
+    "Result",
+    "drive",
+    "output_geometry",
+    "resolve_device",
+]
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class InputError(ValueError):
+    """Bad input from the user. The message says what is wrong and what to do."""
+
+
+class Cancelled(Exception):
+    """The run was cancelled; nothing was produced."""
+
+
+@dataclass
+class Progress:
+    """One progress event. ``preview`` (optional) is a float32 image of the current estimate."""
+
+    step: int
+    total: int
+    loss: float
+    preview: np.ndarray | None = None
+    message: str = ""
+
+
+@dataclass
+class OutputLayer:
+    """One result layer.
+
+    ``suffix`` is appended to the input's name (``cells`` + ``dip_denoise``). ``zoom`` is the
+    number of output pixels per input pixel along Y and X (4 for ×4 super-resolution), used to
+    place the layer exactly over the input. ``layer_type`` is ``"image"`` or ``"labels"``.
+    """
+
+    data: np.ndarray
+    suffix: str
+    layer_type: str = "image"
+    zoom: float = 1.0
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """What an engine returns: named output layers and the parameters that made them."""
+
+    layers: list[OutputLayer]
+    metadata: dict[str, Any]
+
+    def layer(self, suffix: str) -> OutputLayer:
+        """The output layer with this suffix."""
+        for lay in self.layers:
+            if lay.suffix == suffix:
+                return lay
+        raise KeyError(suffix)
+
+
+EngineRun = Generator[Progress, None, Result]
+
+
+def drive(
+    gen: EngineRun,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Result:
+    """Run an engine generator to completion and return its result.
+
+    ``cancel`` is polled at each progress event; when it returns True the generator is
+    closed and :class:`Cancelled` is raised.
+    """
+    try:
+        while True:
+            event = next(gen)
+            if on_progress is not None:
+                on_progress(event)
+            if cancel is not None and cancel():
+                gen.close()
+                raise Cancelled("cancelled")
+    except StopIteration as stop:
+        return stop.value
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """Map ``auto`` / ``cpu`` / ``cuda[:N]`` / ``mps`` to an available ``torch.device``.
+
+    ``auto`` takes CUDA, then MPS, then the CPU. A device that is not available raises
+    :class:`InputError`.
+    """
+    if isinstance(name, torch.device):
+        return name
+    name = (name or "auto").strip().lower()
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    kind = name.split(":")[0]
+    if kind not in DEVICES[1:]:
+        raise InputError(f"unknown device {name!r}: choose one of {', '.join(DEVICES)}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' is not available on this machine: use 'auto' or 'cpu'")
+    if kind == "mps" and not has_mps:
+        raise InputError("device 'mps' is not available on this machine: use 'auto' or 'cpu'")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise InputError(f"unknown device {name!r}: {err}") from None
+
+
+def output_geometry(
+    scale: tuple[float, ...] | np.ndarray, translate: tuple[float, ...] | np.ndarray, zoom: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Scale and translate of an output layer that has ``zoom`` × the pixels of the input along
+    the last two (spatial) axes, so that it sits exactly over the input.
+
+    Pixel centres line up: an input pixel spans ``[i - ½, i + ½]`` in its own pixel units, and
+    output pixel ``j`` has its centre at ``(j + ½) / zoom - ½`` there.
+    """
+    s = np.asarray(scale, dtype=float).copy()
+    t = np.asarray(translate, dtype=float).copy()
+    t[-2:] = t[-2:] + s[-2:] * (1.0 / zoom - 1.0) / 2.0
+    s[-2:] = s[-2:] / zoom
+    return tuple(float(v) for v in s), tuple(float(v) for v in t)
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Seed torch's global generator inside the block and restore it afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

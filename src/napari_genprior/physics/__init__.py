@@ -1,0 +1,1 @@
+"""Differentiable forward models (degradations) and noise models. Pure torch + numpy."""

@@ -1,0 +1,145 @@
+"""The Deep Image Prior widget in a real napari viewer (under Xvfb)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_genprior._napari.dip_widget import DipWidget, dip_inputs
+from napari_genprior.engines.base import InputError
+
+pytest.importorskip("napari")
+
+
+@pytest.fixture
+def widget_and_viewer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = DipWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    return widget, viewer
+
+
+def _wait_idle(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+
+
+def test_denoise_run_to_completion(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    rng = np.random.default_rng(0)
+    data = (rng.random((40, 36)) * 1000).astype(np.uint16)
+    layer = viewer.add_image(data, name="cells", scale=(0.5, 0.25), translate=(10.0, -3.0))
+    before = layer.data.copy()
+    widget.image.value = layer
+    widget.task.value = "denoise"
+    widget.iterations.value = 6
+    widget.preview_every.value = 2
+    widget.run_button.clicked()  # press Run
+    assert widget.running
+    assert widget.run_button.text == "Cancel"
+    _wait_idle(qtbot, widget)
+    assert widget.run_button.text == "Run"
+    out = viewer.layers["cells_dip_denoise"]
+    assert out.data.shape == data.shape and out.data.dtype == np.uint16
+    assert tuple(out.scale) == (0.5, 0.25)
+    assert tuple(out.translate) == (10.0, -3.0)
+    assert out.metadata["engine"] == "dip" and out.metadata["config"]["iterations"] == 6
+    assert out.metadata["source_layer"] == "cells"
+    assert "cells_preview" not in viewer.layers  # the preview is gone when done
+    np.testing.assert_array_equal(layer.data, before)  # input untouched
+    assert [lay.name for lay in viewer.layers] == ["cells", "cells_dip_denoise"]
+
+
+def test_sr_layer_sits_on_input(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    layer = viewer.add_image(
+        np.random.default_rng(1).random((16, 20)).astype(np.float32),
+        name="img",
+        scale=(2.0, 2.0),
+        translate=(5.0, 7.0),
+    )
+    widget.image.value = layer
+    widget.task.value = "sr"
+    widget.scale.value = 4
+    widget.iterations.value = 3
+    assert widget.run()
+    _wait_idle(qtbot, widget)
+    out = viewer.layers["img_dip_sr4"]
+    assert out.data.shape == (64, 80)
+    assert tuple(out.scale) == (0.5, 0.5)
+    # pixel centres line up: first HR pixel centre at input translate - s/2 + s/8
+    np.testing.assert_allclose(out.translate, (5.0 - 0.75, 7.0 - 0.75))
+
+    # the outer pixel edges coincide (extent.world runs from first to last pixel centre)
+    def edges(lay):
+        ext, half = np.asarray(lay.extent.world), np.asarray(lay.scale) / 2
+        return ext[0] - half, ext[1] + half
+
+    np.testing.assert_allclose(edges(out), edges(layer))
+
+
+def test_inpaint_with_shapes_mask_returns_mask_layer(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    img = viewer.add_image(np.random.default_rng(2).random((32, 32)).astype(np.float32), name="scene")
+    shapes = viewer.add_shapes(
+        [np.array([[4, 4], [4, 12], [12, 12], [12, 4]])], shape_type="rectangle", name="holes"
+    )
+    widget.image.value = img
+    widget.task.value = "inpaint"
+    widget.mask.value = shapes
+    widget.iterations.value = 3
+    assert widget.run()
+    _wait_idle(qtbot, widget)
+    mask = viewer.layers["scene_dip_mask"]
+    assert mask.data.shape == (32, 32) and mask.data[8, 8] == 1 and mask.data[20, 20] == 0
+    out = viewer.layers["scene_dip_inpaint"].data
+    known = mask.data == 0
+    np.testing.assert_array_equal(out[known], img.data[known])
+
+
+def test_cancel_mid_run_leaves_viewer_as_it_was(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    layer = viewer.add_image(np.random.default_rng(3).random((64, 64)).astype(np.float32), name="cells")
+    widget.image.value = layer
+    widget.iterations.value = 100_000
+    widget.preview_every.value = 1
+    assert widget.run()
+    qtbot.waitUntil(lambda: "cells_preview" in viewer.layers, timeout=60_000)
+    widget.run_button.clicked()  # the Run button is now Cancel
+    _wait_idle(qtbot, widget)
+    assert [lay.name for lay in viewer.layers] == ["cells"]
+    assert widget.status.value.endswith("cancelled")
+
+
+def test_second_run_is_refused(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    layer = viewer.add_image(np.zeros((32, 32), np.float32) + np.eye(32, dtype=np.float32), name="a")
+    widget.image.value = layer
+    widget.iterations.value = 100_000
+    assert widget.run()
+    assert widget.run() is False  # refused while running
+    widget.cancel()
+    _wait_idle(qtbot, widget)
+    assert [lay.name for lay in viewer.layers] == ["a"]
+
+
+def test_bad_inputs_give_messages_and_change_nothing(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    labels = viewer.add_labels(np.zeros((32, 32), np.uint8), name="lab")
+    with pytest.raises(InputError, match="Labels layer"):
+        dip_inputs(labels, "denoise")
+    img = viewer.add_image(np.full((32, 32), np.nan, np.float32), name="nan")
+    widget.image.value = img
+    assert widget.run() is False
+    assert "NaN" in widget.status.value
+    widget.task.value = "inpaint"
+    widget.mask.value = None
+    assert widget.run() is False
+    assert "mask" in widget.status.value
+    small = viewer.add_labels(np.ones((10, 10), np.uint8), name="small")
+    ok = viewer.add_image(np.ones((32, 32), np.float32), name="ok")
+    widget.image.value = ok
+    widget.mask.value = small
+    assert widget.run() is False
+    assert "does not match" in widget.status.value
+    assert not widget.running
+    assert [lay.name for lay in viewer.layers] == ["lab", "nan", "small", "ok"]
