@@ -24,8 +24,8 @@ def fluorescence(
     rng = np.random.default_rng(seed)
     h, w = shape
     area = h * w / 256**2
-    n_nuclei = int(n_nuclei if n_nuclei is not None else rng.integers(10, 18) * area)
-    n_filaments = int(n_filaments if n_filaments is not None else rng.integers(12, 20) * area)
+    n_nuclei = int(n_nuclei if n_nuclei is not None else max(3, round(rng.integers(10, 18) * area)))
+    n_filaments = int(n_filaments if n_filaments is not None else max(3, round(rng.integers(12, 20) * area)))
     img = np.zeros(shape, np.float64)
 
     # Nuclei: ellipses with a smooth internal texture and a brighter rim.

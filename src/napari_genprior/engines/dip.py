@@ -366,12 +366,12 @@ def _execute(
             cancel,
         )
         backtracks += n_back
-        if missing is not None:
-            out = np.where(missing[k][None], out, planes[k])
         outs.append(out)
     wall = time.perf_counter() - t0
 
     data = norm.inverse(layout.from_planes(np.stack(outs)))
+    if missing is not None:  # known pixels are kept exactly as they were
+        data = np.where(layout.from_planes(np.repeat(missing[:, None], c, axis=1)), data, arr)
     suffix = f"dip_sr{p.scale}" if p.task == "sr" else f"dip_{p.task}"
     meta = {
         "engine": "dip",

@@ -1,0 +1,48 @@
+# One command each: `make demo` (set-up + demo) and `make test` (set-up + tests).
+# Works on a fresh Debian/Ubuntu machine with Python 3.10+; run as root or with sudo for apt-get.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+# The CPU build of torch (the only pin; pyproject.toml asks for torch>=2.4).
+TORCH  ?= torch==2.13.0
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+QT_LIBS = xvfb libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
+          libxcb-render-util0 libxcb-xinerama0 libxcb-xinput0 libxcb-xfixes0 libxcb-shape0 \
+          libxcb-cursor0 libgl1 libegl1 libfontconfig1 libdbus-1-3
+
+.PHONY: setup system-deps demo test lint napari docs clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install $(TORCH)
+	$(BIN)/pip install -e ".[qt,test]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+# Xvfb and the Qt xcb libraries: napari's canvas needs a display (tests and docs run under Xvfb).
+system-deps:
+	@command -v Xvfb >/dev/null && ldconfig -p | grep -q libxcb-cursor || \
+	  ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(QT_LIBS))
+
+demo: setup
+	$(BIN)/napari-genprior demo -o demo_out
+
+test: setup system-deps
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check --fix src tests benchmarks docs
+	$(BIN)/ruff format src tests benchmarks docs
+
+napari: setup
+	$(BIN)/napari -w napari-genprior "Deep Image Prior"
+
+docs: setup system-deps
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/make_screenshots.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

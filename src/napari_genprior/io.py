@@ -1,0 +1,74 @@
+"""Reading and writing images for the command line: TIFF (tifffile, dtype preserved), PNG, JPEG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .engines.base import InputError
+
+__all__ = ["check_writable", "read_image", "write_image"]
+
+TIFF = (".tif", ".tiff")
+RASTER = (".png", ".jpg", ".jpeg")
+
+
+def _suffix(path: Path) -> str:
+    s = path.suffix.lower()
+    if s not in TIFF + RASTER:
+        raise InputError(
+            f"{path.name}: unsupported file type {s or '(none)'!r}; use .tif, .tiff, .png or .jpg"
+        )
+    return s
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a TIFF, PNG or JPEG file into a numpy array with the file's own dtype."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if suffix in TIFF:
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        import imageio.v3 as iio
+
+        return np.asarray(iio.imread(path))
+    except InputError:
+        raise
+    except Exception as err:  # corrupt or unreadable file
+        raise InputError(f"{path}: cannot read it as an image ({type(err).__name__}: {err})") from None
+
+
+def check_writable(path: str | Path, dtype: np.dtype) -> Path:
+    """Raise :class:`InputError` now if ``path`` cannot hold ``dtype`` data (before any long run)."""
+    path = Path(path)
+    suffix = _suffix(path)
+    dtype = np.dtype(dtype)
+    if suffix in (".jpg", ".jpeg") and dtype != np.uint8:
+        raise InputError(f"{path.name}: JPEG holds only 8-bit data, this is {dtype}; write a .tif instead")
+    if suffix == ".png" and dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{path.name}: PNG holds only 8/16-bit integers, this is {dtype}; write a .tif")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a file name such as {path / 'result.tif'}")
+    return path
+
+
+def write_image(path: str | Path, data: np.ndarray) -> Path:
+    """Write ``data`` to TIFF (any dtype), PNG (uint8/uint16) or JPEG (uint8). Creates folders."""
+    data = np.asarray(data)
+    path = check_writable(path, data.dtype)
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in TIFF:
+        import tifffile
+
+        tifffile.imwrite(path, data, photometric="rgb" if data.ndim == 3 and data.shape[-1] == 3 else None)
+    else:
+        import imageio.v3 as iio
+
+        iio.imwrite(path, data)
+    return path

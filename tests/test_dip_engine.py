@@ -1,0 +1,218 @@
+"""DIP engine without a viewer: tiny images, tens of iterations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio as psnr
+
+from napari_genprior.engines import Cancelled, InputError, dip, drive
+from napari_genprior.engines.base import output_geometry, resolve_device
+from napari_genprior.nets.skip import SkipNet
+from napari_genprior.physics.downsample import LanczosDownsampler, lanczos2_kernel
+from napari_genprior.physics.noise import estimate_poisson_gaussian
+
+TINY = {"channels": 16, "preview_every": 0}
+
+
+def run(image, mask=None, **params):
+    return drive(dip.run(image, {**TINY, **params}, mask=mask, device="cpu"))
+
+
+def test_skip_net_matches_paper_size():
+    net = SkipNet()  # paper defaults: 32 in, 3 out, 128/128/4 channels, 5 levels
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(2.22e6, rel=0.01)
+    out = net(torch.rand(1, 32, 64, 64))
+    assert out.shape == (1, 3, 64, 64) and 0 <= out.min() and out.max() <= 1
+
+
+def test_lanczos_downsampler():
+    k = lanczos2_kernel(4)
+    assert len(k) == 16 and k.sum() == pytest.approx(1.0) and np.allclose(k, k[::-1])
+    down = LanczosDownsampler(4)
+    x = torch.full((1, 2, 32, 24), 0.3)
+    y = down(x)
+    assert y.shape == (1, 2, 8, 6) and torch.allclose(y, torch.full_like(y, 0.3), atol=1e-6)
+
+
+def test_denoise_raises_psnr(smooth_image):
+    rng = np.random.default_rng(0)
+    noisy = (smooth_image + rng.normal(0, 0.1, smooth_image.shape)).astype(np.float32)
+    res = run(noisy, task="denoise", iterations=200)
+    out = res.layers[0].data
+    gain = psnr(smooth_image, out, data_range=1) - psnr(smooth_image, noisy, data_range=1)
+    assert gain > 4.0, gain
+    assert res.metadata["config"]["ema"] == 0.99 and res.metadata["config"]["backtrack"] is True
+
+
+def test_poisson_gaussian_denoise_raises_psnr():
+    from napari_genprior.data.synthetic import fluorescence, poisson_gaussian_noise
+
+    ideal, noisy = poisson_gaussian_noise(fluorescence((48, 48), seed=5), photons=30, seed=5)
+    res = run(noisy, task="denoise", noise_model="poisson-gaussian", iterations=200)
+    out = res.layers[0].data
+    rng = float(ideal.max() - ideal.min())
+    assert out.dtype == np.uint16
+    gain = psnr(ideal, out.astype(np.float32), data_range=rng) - psnr(
+        ideal, noisy.astype(np.float32), data_range=rng
+    )
+    assert gain > 2.0, gain
+    ((a, b),) = res.metadata["noise_ab"]
+    assert a > 0 and b >= 0
+
+
+def test_noise_estimate_recovers_parameters():
+    rng = np.random.default_rng(0)
+    x = np.tile(np.linspace(0.1, 0.9, 256), (256, 1))
+    a, b = 0.01, 0.0004
+    y = x + rng.normal(0, 1, x.shape) * np.sqrt(a * x + b)
+    ea, eb = estimate_poisson_gaussian(y)
+    assert ea == pytest.approx(a, rel=0.2) and eb == pytest.approx(b, rel=0.5, abs=2e-4)
+
+
+def test_inpaint_changes_only_masked_pixels(smooth_image):
+    rng = np.random.default_rng(1)
+    mask = (rng.random(smooth_image.shape) < 0.3).astype(np.uint8)
+    damaged = np.where(mask > 0, 0.0, smooth_image).astype(np.float32)
+    res = run(damaged, mask=mask, task="inpaint", iterations=150)
+    out = res.layers[0].data
+    known = mask == 0
+    np.testing.assert_array_equal(out[known], damaged[known])
+    err_fill = np.abs(out[~known] - smooth_image[~known]).mean()
+    err_mean = np.abs(damaged[known].mean() - smooth_image[~known]).mean()
+    assert err_fill < 0.5 * err_mean, (err_fill, err_mean)
+    lab = res.layer("dip_mask")
+    assert lab.layer_type == "labels"
+    np.testing.assert_array_equal(lab.data, mask)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_sr_shape_and_consistency(smooth_image, scale):
+    lr = smooth_image[:16, :20]
+    res = run(lr, task="sr", scale=scale, iterations=150)
+    hr = res.layers[0].data
+    assert hr.shape == (16 * scale, 20 * scale)
+    assert res.layers[0].zoom == scale and res.layers[0].suffix == f"dip_sr{scale}"
+    # re-downsampled with the same degradation, the output matches the input
+    norm_lo, norm_hi = res.metadata["input_range"]
+    x = torch.from_numpy((hr - norm_lo) / (norm_hi - norm_lo))[None, None].float()
+    pad_h, pad_w = (-hr.shape[0]) % (4 * scale), (-hr.shape[1]) % (4 * scale)
+    x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    back = LanczosDownsampler(scale)(x)[0, 0, :16, :20].numpy() * (norm_hi - norm_lo) + norm_lo
+    assert psnr(lr, back, data_range=float(lr.max() - lr.min())) > 28
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        (np.random.default_rng(0).random((24, 20)) * 255).astype(np.uint8),
+        (np.random.default_rng(0).random((24, 20)) * 4000 + 300).astype(np.uint16),
+        (np.random.default_rng(0).random((24, 20)) * 7 - 2).astype(np.float32),
+    ],
+    ids=["uint8", "uint16", "float32"],
+)
+def test_dtype_and_range_round_trip(image):
+    out = run(image, task="denoise", iterations=3).layers[0].data
+    assert out.dtype == image.dtype and out.shape == image.shape
+    if image.dtype != np.uint8:
+        assert out.min() >= image.min() and out.max() <= image.max()
+
+
+def test_layouts_rgb_multichannel_and_planes():
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((20, 24, 3)) * 255).astype(np.uint8)
+    assert run(rgb, iterations=2).layers[0].data.shape == (20, 24, 3)
+    cyx = rng.random((2, 20, 24)).astype(np.float32)
+    res = run(cyx, iterations=2, channel_axis=0)
+    assert res.layers[0].data.shape == (2, 20, 24) and res.metadata["planes"] == 1
+    tyx = rng.random((3, 20, 24)).astype(np.float32)
+    events = []
+    res = drive(dip.run(tyx, {**TINY, "iterations": 2}, device="cpu"), events.append)
+    assert res.layers[0].data.shape == (3, 20, 24) and res.metadata["planes"] == 3
+    assert [e.step for e in events] == list(range(1, 7)) and {e.total for e in events} == {6}
+    sr = run(rng.random((2, 3, 12, 10, 3)[1:]).astype(np.float32), task="sr", scale=2, iterations=1)
+    assert sr.layers[0].data.shape == (3, 24, 20, 3)
+
+
+def test_preview_events_have_output_geometry():
+    img = np.random.default_rng(0).random((12, 10, 3)).astype(np.float32)
+    events = []
+    drive(
+        dip.run(img, {**TINY, "task": "sr", "scale": 2, "iterations": 4, "preview_every": 2}, device="cpu"),
+        events.append,
+    )
+    previews = [e.preview for e in events if e.preview is not None]
+    assert len(previews) == 2 and previews[0].shape == (24, 20, 3) and previews[0].dtype == np.float32
+
+
+def test_seed_reproducibility():
+    img = np.random.default_rng(0).random((20, 20)).astype(np.float32)
+    a = run(img, iterations=5, seed=7).layers[0].data
+    b = run(img, iterations=5, seed=7).layers[0].data
+    c = run(img, iterations=5, seed=8).layers[0].data
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_cancel_stops_the_run():
+    img = np.random.default_rng(0).random((20, 20)).astype(np.float32)
+    seen = []
+    with pytest.raises(Cancelled):
+        drive(
+            dip.run(img, {**TINY, "iterations": 1000}, device="cpu"),
+            seen.append,
+            cancel=lambda: len(seen) >= 3,
+        )
+    assert len(seen) == 3
+    flag = {"stop": False}
+    gen = dip.run(img, {**TINY, "iterations": 1000}, device="cpu", cancel=lambda: flag["stop"])
+    next(gen)
+    flag["stop"] = True
+    with pytest.raises(Cancelled):
+        next(gen)
+
+
+@pytest.mark.parametrize(
+    ("image", "kwargs", "match"),
+    [
+        (np.zeros((0, 5)), {}, "empty"),
+        (np.zeros((1, 1)), {}, "too small"),
+        (np.zeros(10), {}, "2-D"),
+        (np.zeros((2, 2, 2, 16, 16)), {}, "at most 4-D"),
+        (np.full((16, 16), np.nan), {}, "NaN"),
+        (np.full((16, 16), np.inf), {}, "NaN or infinite"),
+        (np.zeros((16, 16), bool), {}, "dtype bool"),
+        (np.zeros((16, 16)), {"task": "blur"}, "unknown task"),
+        (np.zeros((16, 16)), {"task": "sr", "scale": 3}, "scale must be one of"),
+        (np.zeros((16, 16)), {"task": "inpaint"}, "needs a mask"),
+        (np.zeros((16, 16)), {"iterations": 0}, "at least 1"),
+        (np.zeros((16, 16)), {"colour": 1}, "unknown DIP parameter"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(image, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        dip.run(image, kwargs)  # raised at once, before any work
+
+
+def test_bad_masks_and_devices():
+    img = np.zeros((16, 16), np.float32)
+    with pytest.raises(InputError, match="does not match"):
+        dip.run(img, {"task": "inpaint"}, mask=np.ones((8, 8)))
+    with pytest.raises(InputError, match="no pixel"):
+        dip.run(img, {"task": "inpaint"}, mask=np.zeros((16, 16)))
+    with pytest.raises(InputError, match="every pixel"):
+        dip.run(img, {"task": "inpaint"}, mask=np.ones((16, 16)))
+    with pytest.raises(InputError, match="unknown device"):
+        dip.run(img, {}, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="not available"):
+            resolve_device("cuda")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_output_geometry_places_pixels():
+    scale, translate = output_geometry((1.0, 2.0, 2.0), (0.0, 10.0, 20.0), 4)
+    assert scale == (1.0, 0.5, 0.5) and translate == (0.0, 9.25, 19.25)
+    scale, translate = output_geometry((1.0, 1.0), (0.0, 0.0), 0.5)  # a ×2 smaller image
+    assert scale == (2.0, 2.0) and translate == (0.5, 0.5)
