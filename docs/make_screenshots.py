@@ -23,7 +23,7 @@ OUT = Path(__file__).resolve().parent / "images"
 def wait(ms: int) -> None:
     loop = QEventLoop()
     QTimer.singleShot(ms, loop.quit)
-    loop.exec_()
+    loop.exec()
 
 
 def wait_until(cond, timeout_ms: int = 600_000) -> None:
@@ -46,16 +46,21 @@ def main() -> None:
     widget.image.value = layer
     widget.task.value = "denoise"
     widget.noise.value = "poisson-gaussian"
-    widget.iterations.value = 300
+    widget.iterations.value = 150
     widget.preview_every.value = 5
+    viewer.reset_view()
+    activity = getattr(viewer.window._qt_window, "_activity_dialog", None)
+    if activity is not None:  # show the progress bar in the activity dock
+        activity.show()
     widget.run()
-    wait_until(lambda: widget.runner._pbar is not None and widget.runner._pbar.n >= 40)
+    wait_until(lambda: widget.runner._pbar is not None and widget.runner._pbar.n >= 60)
     wait(300)
     iio.imwrite(OUT / "dip_widget_running.png", viewer.screenshot(canvas_only=False, flash=False))
     wait_until(lambda: not widget.running)
     wait(300)
     viewer.grid.enabled = True
     viewer.layers["fluo_clean"].visible = True
+    viewer.reset_view()
     iio.imwrite(OUT / "dip_widget_done.png", viewer.screenshot(canvas_only=False, flash=False))
     print("wrote", *sorted(p.name for p in OUT.glob("dip_widget_*.png")))
     viewer.close()

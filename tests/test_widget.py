@@ -143,3 +143,25 @@ def test_bad_inputs_give_messages_and_change_nothing(widget_and_viewer, qtbot):
     assert "does not match" in widget.status.value
     assert not widget.running
     assert [lay.name for lay in viewer.layers] == ["lab", "nan", "small", "ok"]
+
+
+def test_multichannel_inpaint_mask_layer_matches_spatial_axes(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    img = viewer.add_image(
+        np.random.default_rng(4).random((2, 24, 20)).astype(np.float32), name="cyx", scale=(1.0, 0.5, 0.5)
+    )
+    holes = np.zeros((24, 20), np.uint8)
+    holes[5:9, 5:9] = 1
+    lab = viewer.add_labels(holes, name="holes", scale=(0.5, 0.5))
+    widget.image.value = img
+    widget.channels_first.value = True
+    widget.task.value = "inpaint"
+    widget.mask.value = lab
+    widget.iterations.value = 2
+    assert widget.run()
+    _wait_idle(qtbot, widget)
+    out = viewer.layers["cyx_dip_inpaint"]
+    mask = viewer.layers["cyx_dip_mask"]
+    assert out.data.shape == (2, 24, 20) and tuple(out.scale) == (1.0, 0.5, 0.5)
+    assert mask.data.shape == (24, 20) and tuple(mask.scale) == (0.5, 0.5)
+    assert out.metadata["channel_axis"] == 0

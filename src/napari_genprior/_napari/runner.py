@@ -27,7 +27,9 @@ def result_layers(result: Result, source: Image) -> list[Layer]:
     """
     layers = []
     for out in result.layers:
-        scale, translate = output_geometry(source.scale, source.translate, out.zoom)
+        # A labels output (e.g. the mask) may have fewer axes than the source (no channel axis).
+        nd = out.data.ndim - (1 if out.layer_type == "image" and source.rgb else 0)
+        scale, translate = output_geometry(source.scale[-nd:], source.translate[-nd:], out.zoom)
         meta = {**result.metadata, "source_layer": source.name}
         kwargs: dict[str, Any] = {
             "name": f"{source.name}_{out.suffix}",
