@@ -57,6 +57,33 @@ def test_denoise_tif_keeps_dtype_and_prints_metrics(noisy_tif, tmp_path, capsys)
     assert '"seed": 1' in meta.read_text()
 
 
+def test_auto_iterations_and_uncertainty(noisy_tif, tmp_path, capsys):
+    noisy, _ = noisy_tif
+    out, unc = tmp_path / "den.tif", tmp_path / "unc.tif"
+    # --uncertainty writes the per-pixel spread of the last iterates, at the output's size
+    rc = main(
+        [
+            "dip",
+            "sr",
+            str(noisy),
+            "--scale",
+            "2",
+            "-o",
+            str(out),
+            "--iterations",
+            "3",
+            "--uncertainty",
+            str(unc),
+            "-q",
+        ]
+    )
+    assert rc == 0
+    spread = tifffile.imread(unc)
+    assert spread.shape == (96, 80) and spread.dtype == np.float32
+    assert main(["dip", "denoise", str(noisy), "-o", str(out), "--iterations", "many", "-q"]) == 2
+    assert "number or 'auto'" in capsys.readouterr().err
+
+
 def test_inpaint_png_with_mask(tmp_path):
     img = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
     mask = np.zeros((32, 32), np.uint8)

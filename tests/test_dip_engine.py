@@ -216,3 +216,27 @@ def test_output_geometry_places_pixels():
     assert scale == (1.0, 0.5, 0.5) and translate == (0.0, 9.25, 19.25)
     scale, translate = output_geometry((1.0, 1.0), (0.0, 0.0), 0.5)  # a ×2 smaller image
     assert scale == (2.0, 2.0) and translate == (0.5, 0.5)
+
+
+def test_auto_stopping_stops_and_records_the_step(smooth_image):
+    noisy = (smooth_image + np.random.default_rng(0).normal(0, 0.1, smooth_image.shape)).astype(np.float32)
+    events = []
+    res = drive(
+        dip.run(noisy, {**TINY, "iterations": "auto", "auto_window": 5, "auto_patience": 10}, device="cpu"),
+        events.append,
+    )
+    (stopped,), (chosen,) = res.metadata["stopped_at"], res.metadata["chosen_step"]
+    assert stopped < res.metadata["config"]["iterations"]  # stopped before the preset's 3000 steps
+    assert chosen == stopped - 10 and chosen >= 5
+    assert events[-1].step == events[-1].total  # the progress bar completes
+    assert res.layers[0].data.shape == noisy.shape
+
+
+def test_uncertainty_layer():
+    rgb = (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)
+    res = run(rgb, iterations=6, uncertainty=True, auto_window=4)
+    unc = res.layer("dip_uncertainty")
+    assert unc.data.shape == (20, 24) and unc.data.dtype == np.float32
+    assert unc.data.min() >= 0 and unc.data.max() > 0
+    sr = run(rgb[..., 0], task="sr", scale=2, iterations=3, uncertainty=True, auto_window=2)
+    assert sr.layer("dip_uncertainty").data.shape == (40, 48) and sr.layer("dip_uncertainty").zoom == 2

@@ -61,9 +61,12 @@ def test_sr_layer_sits_on_input(widget_and_viewer, qtbot):
     widget.task.value = "sr"
     widget.scale.value = 4
     widget.iterations.value = 3
+    widget.uncertainty.value = True
     assert widget.run()
     _wait_idle(qtbot, widget)
     out = viewer.layers["img_dip_sr4"]
+    unc = viewer.layers["img_dip_uncertainty"]
+    assert unc.data.shape == (64, 80) and tuple(unc.scale) == (0.5, 0.5) and unc.colormap.name == "magma"
     assert out.data.shape == (64, 80)
     assert tuple(out.scale) == (0.5, 0.5)
     # pixel centres line up: first HR pixel centre at input translate - s/2 + s/8
@@ -165,3 +168,13 @@ def test_multichannel_inpaint_mask_layer_matches_spatial_axes(widget_and_viewer,
     assert out.data.shape == (2, 24, 20) and tuple(out.scale) == (1.0, 0.5, 0.5)
     assert mask.data.shape == (24, 20) and tuple(mask.scale) == (0.5, 0.5)
     assert out.metadata["channel_axis"] == 0
+
+
+def test_auto_stop_checkbox_asks_for_auto_iterations(widget_and_viewer):
+    widget, _ = widget_and_viewer
+    widget.iterations.value = 200
+    widget.auto_stop.value = True
+    assert not widget.iterations.enabled
+    assert widget.params()["iterations"] == "auto"
+    widget.auto_stop.value = False
+    assert widget.iterations.enabled and widget.params()["iterations"] == 200

@@ -48,8 +48,13 @@ def _channel_axis(value: str) -> int | str | None:
         raise argparse.ArgumentTypeError("expected 'auto', 'none' or an axis number") from None
 
 
-def _iterations(value: str) -> int:
-    n = int(value)
+def _iterations(value: str) -> int | str:
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number or 'auto'") from None
     if n < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return n
@@ -78,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
             t.add_argument("--scale", type=int, choices=dip.SCALES, default=4)
         if task == "denoise":
             t.add_argument("--noise-model", choices=dip.NOISE_MODELS, default="gaussian")
-        t.add_argument("--iterations", type=_iterations, default=None, help="default: the preset's")
+        t.add_argument(
+            "--iterations",
+            type=_iterations,
+            default=None,
+            help="a number, or 'auto' (stop near the best iterate, ES-WMV); default: the preset's",
+        )
+        t.add_argument(
+            "--uncertainty", type=Path, default=None, help="also write the per-pixel spread here (.tif)"
+        )
         t.add_argument("--preset", choices=list(dip.PRESETS), default="paper")
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
@@ -146,7 +159,10 @@ def cmd_dip(args: argparse.Namespace) -> int:
     mask = read_image(args.mask) if args.task == "inpaint" else None
     if mask is not None and mask.ndim == image.ndim and mask.ndim >= 3 and mask.shape[-1] in (3, 4):
         mask = mask.any(axis=-1)  # an RGB(A) mask image: any non-zero channel = missing
+    if args.uncertainty is not None:
+        check_writable(args.uncertainty, np.float32)
     params: dict[str, Any] = {
+        "uncertainty": args.uncertainty is not None,
         "task": args.task,
         "preset": args.preset,
         "seed": args.seed,
@@ -170,6 +186,11 @@ def cmd_dip(args: argparse.Namespace) -> int:
     write_image(args.output, out)
     meta = result.metadata
     print(f"wrote {args.output} {out.shape} {out.dtype} in {meta['wall_time_s']:.1f} s")
+    if "chosen_step" in meta:
+        print(f"auto-stop: chose step {meta['chosen_step']}, stopped at {meta['stopped_at']}")
+    if args.uncertainty is not None:
+        write_image(args.uncertainty, result.layer("dip_uncertainty").data)
+        print(f"wrote {args.uncertainty} (per-pixel spread of the last iterates)")
     if reference is not None:
         ch = meta["channel_axis"] if args.channel_axis != "auto" else guess_channel_axis(reference.shape)
         m = metrics(out, reference, ch)

@@ -97,6 +97,14 @@ class DipWidget(Container):
             label="iterations", min=0, max=100_000, step=100, value=0, tooltip="0 = the preset's number"
         )
         self.iterations.native.setSpecialValueText("preset")
+        self.auto_stop = CheckBox(
+            text="stop automatically",
+            value=False,
+            tooltip="ES-WMV: stop near the best iterate (at most the preset's iterations); the step is reported",
+        )
+        self.uncertainty = CheckBox(
+            text="uncertainty layer", value=False, tooltip="per-pixel spread of the last iterates"
+        )
         self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.preview_every = SpinBox(
@@ -118,6 +126,8 @@ class DipWidget(Container):
                 self.channels_first,
                 self.preset,
                 self.iterations,
+                self.auto_stop,
+                self.uncertainty,
                 self.device,
                 self.seed,
                 self.preview_every,
@@ -126,6 +136,7 @@ class DipWidget(Container):
             ]
         )
         self.task.changed.connect(self._update_visibility)
+        self.auto_stop.changed.connect(self._update_visibility)
         self.run_button.changed.connect(self._on_button)
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_choices)
@@ -156,6 +167,7 @@ class DipWidget(Container):
         self.mask.visible = task == "inpaint"
         self.scale.visible = task == "sr"
         self.noise.visible = task == "denoise"
+        self.iterations.enabled = not self.auto_stop.value
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -176,8 +188,12 @@ class DipWidget(Container):
             "seed": int(self.seed.value),
             "preview_every": int(self.preview_every.value),
         }
-        if self.iterations.value > 0:
+        if self.auto_stop.value:
+            p["iterations"] = "auto"
+        elif self.iterations.value > 0:
             p["iterations"] = int(self.iterations.value)
+        if self.uncertainty.value:
+            p["uncertainty"] = True
         if self.task.value == "sr":
             p["scale"] = int(self.scale.value)
         if self.task.value == "denoise":

@@ -27,8 +27,11 @@ def result_layers(result: Result, source: Image) -> list[Layer]:
     """
     layers = []
     for out in result.layers:
-        # A labels output (e.g. the mask) may have fewer axes than the source (no channel axis).
-        nd = out.data.ndim - (1 if out.layer_type == "image" and source.rgb else 0)
+        # Outputs may have fewer axes than the source (a mask or an uncertainty map has no channels).
+        rgb = out.layer_type == "image" and out.kwargs.get(
+            "rgb", source.rgb and out.data.ndim == source.ndim + 1
+        )
+        nd = out.data.ndim - (1 if rgb else 0)
         scale, translate = output_geometry(source.scale[-nd:], source.translate[-nd:], out.zoom)
         meta = {**result.metadata, "source_layer": source.name}
         kwargs: dict[str, Any] = {
@@ -40,7 +43,7 @@ def result_layers(result: Result, source: Image) -> list[Layer]:
         }
         if out.layer_type == "image" and out.data.ndim == source.data.ndim:
             kwargs.setdefault("rgb", source.rgb)
-            if not source.rgb:
+            if not source.rgb and "colormap" not in out.kwargs:
                 kwargs.setdefault("colormap", source.colormap.name)
                 kwargs.setdefault("contrast_limits", list(source.contrast_limits))
         layers.append(Layer.create(out.data, kwargs, out.layer_type))
@@ -163,6 +166,9 @@ class EngineRunner:
             self.viewer.add_layer(layer)
         wall = time.perf_counter() - self._t0
         self._done_message = f"{self._title}: done in {wall:.1f} s"
+        if "chosen_step" in result.metadata:
+            steps = ", ".join(str(s) for s in result.metadata["chosen_step"])
+            self._done_message += f" · auto-stop chose step {steps}"
 
     def _on_errored(self, err: BaseException) -> None:
         self.last_error = err

@@ -91,6 +91,10 @@ class DIPParams:
       estimated from the image when ``None``.
     - ``channel_axis``: ``"auto"`` (RGB/RGBA when the last axis has 3 or 4 entries), ``None``
       or an axis index. Other axes before Y, X are processed plane by plane.
+    - ``iterations``: a number, ``"auto"`` (stop near the best iterate without a ground truth,
+      by the windowed moving variance of the iterates, ES-WMV; at most the preset's number), or
+      ``None`` (the preset's number).
+    - ``uncertainty``: also return the per-pixel spread (std) of the last ``auto_window`` iterates.
     - ``seed``: same seed, same device → same result.
     - ``preview_every``: steps between preview images in the progress events (0: none).
     """
@@ -98,7 +102,7 @@ class DIPParams:
     task: str = "denoise"
     scale: int = 4
     preset: str = "paper"
-    iterations: int | None = None
+    iterations: int | str | None = None
     seed: int | None = 0
     noise_model: str = "gaussian"
     noise_a: float | None = None
@@ -111,6 +115,9 @@ class DIPParams:
     skip_channels: int | None = None
     ema: float | None = None
     backtrack: bool | None = None
+    uncertainty: bool = False
+    auto_window: int = 100
+    auto_patience: int = 500
 
     @classmethod
     def from_any(cls, params: DIPParams | dict[str, Any] | None) -> DIPParams:
@@ -135,8 +142,14 @@ class DIPParams:
             raise InputError(
                 f"unknown noise model {self.noise_model!r}: choose one of {', '.join(NOISE_MODELS)}"
             )
-        if self.iterations is not None and int(self.iterations) < 1:
-            raise InputError("iterations must be at least 1")
+        if self.iterations == "auto":
+            pass
+        elif self.iterations is not None and (
+            not isinstance(self.iterations, int | np.integer) or int(self.iterations) < 1
+        ):
+            raise InputError(f"iterations must be 'auto' or a number of at least 1, not {self.iterations!r}")
+        if self.auto_window < 2 or self.auto_patience < 1:
+            raise InputError("auto_window must be >= 2 and auto_patience >= 1")
         if self.preview_every < 0:
             raise InputError("preview_every must be >= 0")
 
@@ -149,9 +162,14 @@ def resolve_config(p: DIPParams) -> dict[str, Any]:
         cfg["reg_noise"] = cfg["reg_noise"] if cfg["reg_noise"] is not None else _SR_REG_NOISE[p.scale]
     for key in _OVERRIDABLE:
         value = getattr(p, key)
-        if value is not None:
+        if value is not None and not (key == "iterations" and value == "auto"):
             cfg[key] = value
     cfg["iterations"] = int(cfg["iterations"])
+    cfg["auto_stop"] = p.iterations == "auto"
+    if cfg["auto_stop"] or p.uncertainty:
+        cfg["auto_window"] = int(p.auto_window)
+    if cfg["auto_stop"]:
+        cfg["auto_patience"] = int(p.auto_patience)
     return cfg
 
 
@@ -168,6 +186,39 @@ def _psnr(mse: float) -> float:
     return 10.0 * math.log10(1.0 / max(mse, 1e-12))
 
 
+@dataclass
+class _PlaneFit:
+    out: np.ndarray  # (C, H·f, W·f) in [0, 1]
+    backtracks: int
+    steps: int  # steps run
+    chosen_step: int  # the step whose estimate is returned
+    spread: np.ndarray | None  # (H·f, W·f) std of the last iterates (normalised units)
+
+
+class _MovingWindow:
+    """The last ``size`` iterates on the device; their per-pixel variance (ES-WMV, uncertainty)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.buf: torch.Tensor | None = None
+        self.count = 0
+
+    def push(self, x: torch.Tensor) -> None:
+        if self.buf is None:
+            self.buf = torch.empty((self.size, *x.shape), dtype=x.dtype, device=x.device)
+        self.buf[self.count % self.size] = x
+        self.count += 1
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.size
+
+    def variance_map(self) -> torch.Tensor:
+        """Per-pixel variance over the window, ``(C, H, W)``."""
+        n = min(self.count, self.size)
+        return self.buf[:n].var(dim=0, unbiased=False)
+
+
 def _fit_plane(
     y: np.ndarray,
     missing: np.ndarray | None,
@@ -180,10 +231,11 @@ def _fit_plane(
     total: int,
     view: Callable[[np.ndarray], np.ndarray],
     cancel: Callable[[], bool] | None,
-) -> Generator[Progress, None, tuple[np.ndarray, int]]:
-    """Fit one ``(C, H, W)`` plane in ``[0, 1]``.
+) -> Generator[Progress, None, _PlaneFit]:
+    """Fit one ``(C, H, W)`` plane in ``[0, 1]``; returns the estimate ``(C, H·f, W·f)`` in ``[0, 1]``.
 
-    Returns the estimate ``(C, H·f, W·f)`` in ``[0, 1]`` and the number of backtracking steps.
+    With ``cfg["auto_stop"]``, ES-WMV: the estimate is the one at the step where the variance of
+    the last ``auto_window`` iterates was lowest, and the fit stops ``auto_patience`` steps after it.
     """
     c, h, w = y.shape
     f = p.scale if p.task == "sr" else 1
@@ -217,6 +269,10 @@ def _fit_plane(
     last_psnr = None
     n_back = 0
     iters = cfg["iterations"]
+    auto = cfg["auto_stop"]
+    window = _MovingWindow(cfg["auto_window"]) if "auto_window" in cfg else None
+    best_var, best_step, best_x, best_spread = math.inf, 0, None, None
+    crop = (0, slice(None), slice(0, h * f), slice(0, w * f))
 
     def data_loss(x: torch.Tensor) -> torch.Tensor:
         obs = down(x) if down is not None else x
@@ -251,15 +307,41 @@ def _fit_plane(
             if ema is not None:
                 o = out.detach()
                 avg = o if avg is None else avg.mul_(ema).add_(o, alpha=1.0 - ema)
+        if window is not None:
+            with torch.no_grad():
+                window.push(out.detach()[crop])
+                if auto and window.full:
+                    vmap = window.variance_map()
+                    v = float(vmap.mean())
+                    if v < best_var:
+                        best_var, best_step = v, i + 1
+                        best_x = (avg if avg is not None else out.detach())[crop].clone()
+                        best_spread = vmap.mean(dim=0).sqrt()
         preview = None
         if p.preview_every and ((i + 1) % p.preview_every == 0 or i + 1 == iters):
             cur = avg if avg is not None else out.detach()
             preview = view(cur[0, :, : h * f, : w * f].float().cpu().numpy())
         yield Progress(step0 + i + 1, total, float(loss.detach()), preview, "backtracked" if restored else "")
+        if auto and best_x is not None and i + 1 - best_step >= cfg["auto_patience"]:
+            break
+    steps = i + 1
 
     with torch.no_grad():
-        final = avg if avg is not None else net(z0)
-    return final[0, :, : h * f, : w * f].float().cpu().numpy().clip(0.0, 1.0), n_back
+        if auto and best_x is not None:
+            final, chosen, spread = best_x, best_step, best_spread
+        else:
+            final = (avg if avg is not None else net(z0))[crop]
+            chosen = steps
+            spread = window.variance_map().mean(dim=0).sqrt() if window is not None else None
+    if steps < iters:  # stopped early: complete this plane's share of the progress bar
+        yield Progress(step0 + iters, total, float(loss.detach()), None, f"stopped at step {steps}")
+    return _PlaneFit(
+        final.float().cpu().numpy().clip(0.0, 1.0),
+        n_back,
+        steps,
+        chosen,
+        None if spread is None else spread.float().cpu().numpy(),
+    )
 
 
 def _check_mask(mask: np.ndarray | None, layout: PlaneLayout, image_shape: tuple[int, ...]) -> np.ndarray:
@@ -345,14 +427,14 @@ def _execute(
         return layout.plane_view(norm.inverse(plane, cast=False))
 
     t0 = time.perf_counter()
-    outs, backtracks = [], 0
+    fits: list[_PlaneFit] = []
     for k in range(n):
         noise = None
         if p.task == "denoise" and p.noise_model == "poisson-gaussian":
             a, b = noise_est[k]
             noise = (p.noise_a if p.noise_a is not None else a, p.noise_b if p.noise_b is not None else b)
             noise = (noise[0], max(noise[1], 1e-6))
-        out, n_back = yield from _fit_plane(
+        fit = yield from _fit_plane(
             planes[k],
             None if missing is None else missing[k],
             p,
@@ -365,11 +447,10 @@ def _execute(
             view,
             cancel,
         )
-        backtracks += n_back
-        outs.append(out)
+        fits.append(fit)
     wall = time.perf_counter() - t0
 
-    data = norm.inverse(layout.from_planes(np.stack(outs)))
+    data = norm.inverse(layout.from_planes(np.stack([fit.out for fit in fits])))
     if missing is not None:  # known pixels are kept exactly as they were
         data = np.where(layout.from_planes(np.repeat(missing[:, None], c, axis=1)), data, arr)
     suffix = f"dip_sr{p.scale}" if p.task == "sr" else f"dip_{p.task}"
@@ -388,8 +469,11 @@ def _execute(
     }
     if p.task != "sr":
         meta.pop("scale")
+    if cfg["auto_stop"]:
+        meta["stopped_at"] = [fit.steps for fit in fits]
+        meta["chosen_step"] = [fit.chosen_step for fit in fits]
     if p.task == "denoise":
-        meta["backtracks"] = backtracks
+        meta["backtracks"] = sum(fit.backtracks for fit in fits)
         if p.noise_model == "poisson-gaussian":
             meta["noise_ab"] = [
                 (p.noise_a if p.noise_a is not None else a, p.noise_b if p.noise_b is not None else b)
@@ -399,4 +483,10 @@ def _execute(
     if missing is not None:
         mk = missing.reshape(*layout.lead_shape, *layout.spatial_shape).astype(np.uint8)
         layers.append(OutputLayer(mk, "dip_mask", "labels", 1.0))
+    if p.uncertainty:
+        spread = np.stack([fit.spread for fit in fits]).reshape(*layout.lead_shape, *fits[0].spread.shape)
+        spread = (spread * (norm.hi - norm.lo)).astype(np.float32)  # in the input's units
+        layers.append(
+            OutputLayer(spread, "dip_uncertainty", "image", float(f), {"colormap": "magma", "rgb": False})
+        )
     return Result(layers, meta)
