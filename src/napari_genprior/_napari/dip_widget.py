@@ -54,6 +54,11 @@ def dip_inputs(
         raise InputError(f"{image.name!r} is a Labels layer: choose an Image layer to restore")
     if not isinstance(image, Image):
         raise InputError(f"{getattr(image, 'name', image)!r} is not an Image layer: choose an Image layer")
+    if image.multiscale:
+        raise InputError(
+            f"{image.name!r} is a multiscale (pyramid) layer: DIP restores one resolution; "
+            "add the level you want as its own layer, e.g. viewer.add_image(layer.data[1])"
+        )
     data = np.asarray(image.data)
     if image.rgb:
         channel_axis: int | None = -1

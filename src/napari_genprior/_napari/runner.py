@@ -155,6 +155,8 @@ class EngineRunner:
         if not src.rgb:
             kwargs.update(colormap=src.colormap.name, contrast_limits=list(src.contrast_limits))
         self._preview = self.viewer.add_image(data, **kwargs)
+        if self.worker is None:  # the run ended while the layer was being added
+            self._remove_preview()
 
     def _on_returned(self, result: Result | None) -> None:
         if result is None or self._cancel.is_set():  # cancelled (possibly at the very last step)
