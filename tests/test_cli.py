@@ -144,6 +144,10 @@ def test_sr_scale(tmp_path):
         (["dip", "denoise", "{five}", "-o", "{tmp}/o.tif"], "at most 4-D"),
         (["dip", "denoise", "{nan}", "-o", "{tmp}/o.tif"], "NaN"),
         (["dip", "denoise", "{noisy}", "-o", "{tmp}/o.jpg"], "JPEG holds only 8-bit"),
+        (
+            ["dip", "sr", "{noisy}", "-o", "{tmp}/o.tif", "--reference", "{noisy}"],
+            "the result will have shape",
+        ),
         (["frobnicate"], "invalid choice"),
     ],
 )

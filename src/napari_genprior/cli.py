@@ -158,7 +158,7 @@ def _progress_bar(quiet: bool, desc: str):
 def cmd_dip(args: argparse.Namespace) -> int:
     from .engines import dip
     from .engines.base import drive
-    from .imaging import guess_channel_axis
+    from .imaging import PlaneLayout, guess_channel_axis
     from .io import check_writable, read_image, write_image
 
     image = read_image(args.input)
@@ -181,8 +181,16 @@ def cmd_dip(args: argparse.Namespace) -> int:
         params["scale"] = args.scale
     if args.task == "denoise":
         params["noise_model"] = args.noise_model
-    reference = read_image(args.reference) if args.reference else None
-    gen = dip.run(image, params, mask=mask, device=args.device)
+    gen = dip.run(image, params, mask=mask, device=args.device)  # checks the input
+    ch = guess_channel_axis(image.shape) if args.channel_axis == "auto" else args.channel_axis
+    reference = None
+    if args.reference:
+        reference = read_image(args.reference)
+        expected = PlaneLayout(image.shape, ch).scaled_shape(args.scale if args.task == "sr" else 1)
+        if reference.shape != expected:
+            raise InputError(
+                f"--reference has shape {reference.shape}; the result will have shape {expected}"
+            )
     label = f"DIP {args.task}" + (f" ×{args.scale}" if args.task == "sr" else "")
     bar, update = _progress_bar(args.quiet, label)
     try:
@@ -199,8 +207,7 @@ def cmd_dip(args: argparse.Namespace) -> int:
         write_image(args.uncertainty, result.layer("dip_uncertainty").data)
         print(f"wrote {args.uncertainty} (per-pixel spread of the last iterates)")
     if reference is not None:
-        ch = meta["channel_axis"] if args.channel_axis != "auto" else guess_channel_axis(reference.shape)
-        m = metrics(out, reference, ch)
+        m = metrics(out, reference, meta["channel_axis"])
         meta["metrics"] = m
         print(f"PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
     if args.metadata:

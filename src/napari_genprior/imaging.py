@@ -95,6 +95,12 @@ class PlaneLayout:
     def n_planes(self) -> int:
         return int(np.prod(self.lead_shape, dtype=int))
 
+    def scaled_shape(self, zoom: int) -> tuple[int, ...]:
+        """The array shape with Y and X multiplied by ``zoom`` (the shape of a ×zoom result)."""
+        nd = len(self.shape)
+        spatial = [a for a in range(nd) if a != self.channel_axis][-2:]
+        return tuple(s * zoom if a in spatial else s for a, s in enumerate(self.shape))
+
     def to_planes(self, image: np.ndarray) -> np.ndarray:
         """``image`` (the layout's shape) → ``(N, C, Y, X)``."""
         a = np.asarray(image)
