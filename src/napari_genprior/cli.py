@@ -114,6 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed+i")
     syn.add_argument("-o", "--output", type=Path, required=True, help="output folder")
 
+    tr = sub.add_parser("train", help="train a model (GAN prior)")
+    trsub = tr.add_subparsers(dest="model", required=True, parser_class=_Parser)
+    tg = trsub.add_parser("gan", help="train a StyleGAN2 prior on a synthetic domain or a folder of images")
+    tg.add_argument(
+        "--data", required=True, help="albedo, shading, nuclei, illumination, or a folder of images"
+    )
+    tg.add_argument("--size", type=int, default=64)
+    tg.add_argument("--steps", type=int, required=True)
+    tg.add_argument("--out", type=Path, required=True, help="checkpoint (.pt); resumes if it exists")
+    tg.add_argument("--batch", type=int, default=16)
+    tg.add_argument("--style-dim", type=int, default=128)
+    tg.add_argument("--max-channels", type=int, default=128)
+    tg.add_argument("--augment", action="store_true", help="differentiable augmentation (small data sets)")
+    tg.add_argument("--pool", type=int, default=2000, help="synthetic images drawn once (training seeds)")
+    tg.add_argument("--sample-every", type=int, default=500)
+    tg.add_argument("--seed", type=int, default=0)
+    tg.add_argument("--device", default="auto")
+
     demo = sub.add_parser("demo", help="run the engines on bundled samples and write results + a PNG")
     demo.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     demo.add_argument("--quick", action="store_true", help="a few iterations only (smoke test)")
@@ -245,6 +263,32 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data.generators import DOMAINS
+    from .engines.base import resolve_device
+    from .train.gan import GanConfig, train_gan
+
+    if args.data not in DOMAINS and not Path(args.data).is_dir():
+        raise InputError(f"--data {args.data!r} is neither a domain ({', '.join(DOMAINS)}) nor a folder")
+    if args.size < 8 or args.size & (args.size - 1):
+        raise InputError("--size must be a power of two >= 8")
+    cfg = GanConfig(
+        data=args.data,
+        out=str(args.out),
+        size=args.size,
+        steps=args.steps,
+        batch=args.batch,
+        style_dim=args.style_dim,
+        max_channels=args.max_channels,
+        augment=args.augment,
+        pool=args.pool,
+        sample_every=args.sample_every,
+        seed=args.seed,
+    )
+    train_gan(cfg, device=str(resolve_device(args.device)))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -262,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "synth":
             return cmd_synth(args)
+        if args.command == "train":
+            return cmd_train(args)
     except SystemExit as exit_:
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else _fail(exit_.code)
     except InputError as err:

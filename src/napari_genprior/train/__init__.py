@@ -1,0 +1,1 @@
+"""Training entry points (GAN priors, …). Pure torch + numpy; checkpoints with resume."""

@@ -1,0 +1,242 @@
+"""Train a StyleGAN2 prior on a synthetic domain or a folder of images.
+
+Non-saturating logistic loss, lazy R1 penalty on reals, an EMA copy of the generator, optional
+differentiable augmentation (colour, translation, cutout — applied to reals and fakes alike) for
+small data sets, checkpoints with resume, and a sample grid every ``sample_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.generators import DOMAINS, EVAL_SEED_START
+from ..nets.stylegan2 import Discriminator, Generator
+
+__all__ = ["GanConfig", "diff_augment", "train_gan"]
+
+DOMAIN_CHANNELS = {"albedo": 3, "shading": 1, "scene": 3, "nuclei": 1, "illumination": 1}
+
+
+@dataclass
+class GanConfig:
+    """Settings of one training run (stored in every checkpoint)."""
+
+    data: str  # a domain name (albedo, shading, nuclei, illumination) or a folder of images
+    out: str  # checkpoint path (.pt); samples and log go next to it
+    size: int = 64
+    steps: int = 1000
+    batch: int = 16
+    style_dim: int = 128
+    n_mlp: int = 4
+    max_channels: int = 128
+    lr: float = 0.002
+    r1_gamma: float = 1.0
+    r1_every: int = 16
+    ema_kimg: float = 5.0  # EMA half-life in thousands of images
+    augment: bool = False
+    pool: int = 2000  # synthetic domains: images drawn once (seeds 0 … pool-1) and reused
+    sample_every: int = 500
+    ckpt_every: int = 200
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _load_folder(path: Path, size: int) -> np.ndarray:
+    """Images of a folder (TIFF/PNG/JPEG, 8/16 bit, gray or RGB) → random-free centre-resized
+    ``(N, C, size, size)`` float32 in ``[0, 1]``; each image normalised by its own dtype range."""
+    from skimage.transform import resize
+
+    from ..io import read_image
+
+    files = sorted(
+        p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+    )
+    if not files:
+        raise ValueError(f"no .tif/.png/.jpg images in {path}")
+    out = []
+    for f in files:
+        a = read_image(f)
+        top = float(np.iinfo(a.dtype).max) if a.dtype.kind in "ui" else float(a.max() or 1)
+        a = a.astype(np.float32) / top
+        a = a[..., :3] if a.ndim == 3 else a[..., None]
+        out.append(resize(a, (size, size, a.shape[-1]), anti_aliasing=True).transpose(2, 0, 1))
+    chans = {x.shape[0] for x in out}
+    if len(chans) != 1:
+        raise ValueError(f"images in {path} mix channel counts {sorted(chans)}: use all gray or all RGB")
+    return np.stack(out).astype(np.float32)
+
+
+def _dataset(cfg: GanConfig) -> np.ndarray:
+    """``(N, C, S, S)`` float32 in ``[0, 1]``."""
+    if cfg.data in DOMAINS:
+        if cfg.pool > EVAL_SEED_START:
+            raise ValueError("training seeds must stay below the evaluation seeds")
+        fn = DOMAINS[cfg.data]
+        imgs = []
+        for s in range(cfg.pool):
+            x = fn(cfg.size, s)
+            x = x["image"] if isinstance(x, dict) else x
+            imgs.append(x.transpose(2, 0, 1) if x.ndim == 3 else x[None])
+        return np.stack(imgs).astype(np.float32)
+    return _load_folder(Path(cfg.data), cfg.size)
+
+
+def diff_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Differentiable augmentation (brightness, contrast, translation ⅛, cutout ½) of ``(B, C, H, W)``."""
+    b, _, h, w = x.shape
+    dev = x.device
+
+    def rnd(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator).to(dev)
+
+    x = x + (rnd(b, 1, 1, 1) - 0.5)
+    mean = x.mean(dim=[1, 2, 3], keepdim=True)
+    x = (x - mean) * (rnd(b, 1, 1, 1) + 0.5) + mean
+    # translation by up to 1/8 of the size, zero padding
+    sy, sx = int(h / 8), int(w / 8)
+    ty = (rnd(b) * (2 * sy + 1)).long() - sy
+    tx = (rnd(b) * (2 * sx + 1)).long() - sx
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2] = -2 * tx.to(dev).float() / w
+    theta[:, 1, 2] = -2 * ty.to(dev).float() / h
+    grid = F.affine_grid(theta, x.shape, align_corners=False)
+    x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    # cutout of half the size
+    cy, cx = (rnd(b) * h).long().to(dev), (rnd(b) * w).long().to(dev)
+    yy = torch.arange(h, device=dev).view(1, h, 1)
+    xx = torch.arange(w, device=dev).view(1, 1, w)
+    keep = ((yy - cy.view(b, 1, 1)).abs() >= h // 4) | ((xx - cx.view(b, 1, 1)).abs() >= w // 4)
+    return x * keep[:, None].float()
+
+
+def _grid(images: torch.Tensor, nrow: int) -> np.ndarray:
+    """``(N, C, S, S)`` in ``[-1, 1]`` → ``(rows·S, nrow·S, 3)`` uint8."""
+    x = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    n, c, s, _ = x.shape
+    rows = math.ceil(n / nrow)
+    canvas = np.zeros((rows * s, nrow * s, 3), np.uint8)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        canvas[r * s : (r + 1) * s, q * s : (q + 1) * s] = x[i].transpose(1, 2, 0)
+    return canvas
+
+
+def build_models(cfg: GanConfig, channels: int) -> tuple[Generator, Discriminator, Generator]:
+    kw = dict(size=cfg.size, max_channels=cfg.max_channels, image_channels=channels)
+    g = Generator(style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, **kw)
+    d = Discriminator(**kw)
+    g_ema = Generator(style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, **kw)
+    g_ema.load_state_dict(g.state_dict())
+    g_ema.requires_grad_(False)
+    return g, d, g_ema
+
+
+def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = print) -> Path:
+    """Train (or resume, if ``cfg.out`` exists) until ``cfg.steps``; returns the checkpoint path.
+
+    The checkpoint holds ``g``, ``d``, ``g_ema``, both optimisers, ``step``, ``config`` and
+    ``channels``; it loads with ``torch.load(path, weights_only=True)``.
+    """
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    data = torch.from_numpy(_dataset(cfg)) * 2 - 1  # [-1, 1]
+    channels = data.shape[1]
+    g, d, g_ema = build_models(cfg, channels)
+    g.to(device), d.to(device), g_ema.to(device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    c = cfg.r1_every / (cfg.r1_every + 1)
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr * c, betas=(0.0, 0.99**c))
+    step = 0
+    if out.exists():
+        ck = torch.load(out, map_location=device, weights_only=True)
+        g.load_state_dict(ck["g"]), d.load_state_dict(ck["d"]), g_ema.load_state_dict(ck["g_ema"])
+        opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
+        step = int(ck["step"])
+        log(f"resumed from {out} at step {step}")
+    beta = 0.5 ** (cfg.batch / (cfg.ema_kimg * 1000))
+    rng = torch.Generator().manual_seed(cfg.seed + step)
+    fixed_z = torch.randn(16, cfg.style_dim, generator=torch.Generator().manual_seed(1234)).to(device)
+    aug = (lambda x: diff_augment(x, rng)) if cfg.augment else (lambda x: x)
+    logf = out.with_suffix(".log.jsonl")
+    t0, t_last = time.perf_counter(), time.perf_counter()
+
+    def save() -> None:
+        tmp = out.with_suffix(".tmp")
+        torch.save(
+            {
+                "g": g.state_dict(),
+                "d": d.state_dict(),
+                "g_ema": g_ema.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "step": step,
+                "config": asdict(cfg),
+                "channels": channels,
+            },
+            tmp,
+        )
+        tmp.replace(out)  # atomic: a stop mid-save never corrupts the checkpoint
+
+    while step < cfg.steps:
+        idx = torch.randint(0, data.shape[0], (cfg.batch,), generator=rng)
+        real = data[idx].to(device)
+        if torch.rand(1, generator=rng).item() < 0.5:
+            real = real.flip(3)
+        # Discriminator
+        z = torch.randn(cfg.batch, cfg.style_dim, generator=rng).to(device)
+        fake = g(z, noise="random").detach()
+        loss_d = F.softplus(d(aug(fake))).mean() + F.softplus(-d(aug(real))).mean()
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        if step % cfg.r1_every == 0:
+            real.requires_grad_(True)
+            (grad,) = torch.autograd.grad(d(aug(real)).sum(), real, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            opt_d.zero_grad(set_to_none=True)
+            (cfg.r1_gamma / 2 * r1 * cfg.r1_every).backward()
+            opt_d.step()
+        # Generator
+        z = torch.randn(cfg.batch, cfg.style_dim, generator=rng).to(device)
+        loss_g = F.softplus(-d(aug(g(z, noise="random")))).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        with torch.no_grad():
+            for pe, p in zip(g_ema.parameters(), g.parameters(), strict=True):
+                pe.lerp_(p, 1 - beta)
+        step += 1
+        if step % 50 == 0 or step == cfg.steps:
+            now = time.perf_counter()
+            rec = {
+                "step": step,
+                "loss_d": float(loss_d),
+                "loss_g": float(loss_g),
+                "s_per_step": (now - t_last) / min(50, step),
+                "elapsed_s": now - t0,
+            }
+            t_last = now
+            with logf.open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            log(json.dumps(rec))
+        if step % cfg.sample_every == 0 or step == cfg.steps:
+            import imageio.v3 as iio
+
+            with torch.no_grad():
+                iio.imwrite(out.with_name(f"{out.stem}_samples_{step:06d}.png"), _grid(g_ema(fixed_z), 4))
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            save()
+    return out
