@@ -67,8 +67,9 @@ def _psnr(ref: np.ndarray, x: np.ndarray, data_range: float) -> float:
 
 
 def run_demo(out_dir: str | Path, quick: bool = False, device: str = "auto", quiet: bool = False) -> dict:
-    """Run DIP denoise (synthetic fluorescence, Poisson–Gaussian), inpaint (camera, 50 % missing)
-    and ×4 SR (astronaut) on 128×128 samples; write TIFFs, ``demo.png`` and ``demo.json``."""
+    """Run DIP denoise (synthetic fluorescence, Poisson–Gaussian noise), inpaint (astronaut, 50 %
+    of pixels missing) and ×4 SR (astronaut) on 128×128 samples; write TIFFs, ``demo.png`` and
+    ``demo.json``."""
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -76,19 +77,19 @@ def run_demo(out_dir: str | Path, quick: bool = False, device: str = "auto", qui
     n = 128
     # Samples (all made offline and seeded).
     fl_ideal, fl_noisy = poisson_gaussian_noise(fluorescence((n, n), seed=3), seed=3)
-    cam_clean, _ = natural_pair(size=256)
-    cam = np.rint(transform.resize(cam_clean, (n, n), anti_aliasing=True, preserve_range=True)).astype(
+    nat_clean, _ = natural_pair(size=256)
+    nat = np.rint(transform.resize(nat_clean, (n, n), anti_aliasing=True, preserve_range=True)).astype(
         np.uint8
     )
     miss = missing_pixels((n, n), 0.5, seed=1)
-    damaged = np.where(miss[..., None] > 0, 0, cam).astype(np.uint8)
-    hr = cam
+    damaged = np.where(miss[..., None] > 0, 0, nat).astype(np.uint8)
+    hr = nat
     lr = np.rint(transform.resize(hr, (n // 4, n // 4), anti_aliasing=True, preserve_range=True)).astype(
         np.uint8
     )
     jobs = [
         ("denoise", fl_noisy, None, fl_ideal, float(fl_ideal.max() - fl_ideal.min())),
-        ("inpaint", damaged, miss, cam, 255.0),
+        ("inpaint", damaged, miss, nat, 255.0),
         ("sr", lr, None, hr, 255.0),
     ]
     report: dict[str, Any] = {}
