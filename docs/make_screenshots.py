@@ -46,21 +46,26 @@ def main() -> None:
     widget.image.value = layer
     widget.task.value = "denoise"
     widget.noise.value = "poisson-gaussian"
-    widget.iterations.value = 150
+    widget.iterations.value = 400
     widget.preview_every.value = 5
+    wait(1000)  # let the window reach its final size before fitting the view
     viewer.reset_view()
     activity = getattr(viewer.window._qt_window, "_activity_dialog", None)
     if activity is not None:  # show the progress bar in the activity dock
         activity.show()
     widget.run()
-    wait_until(lambda: widget.runner._pbar is not None and widget.runner._pbar.n >= 60)
+    wait_until(lambda: widget.runner._pbar is not None and widget.runner._pbar.n >= 300)
     wait(300)
     iio.imwrite(OUT / "dip_widget_running.png", viewer.screenshot(canvas_only=False, flash=False))
     wait_until(lambda: not widget.running)
     wait(300)
+    if activity is not None:
+        activity.hide()
     viewer.grid.enabled = True
     viewer.layers["fluo_clean"].visible = True
+    wait(500)
     viewer.reset_view()
+    wait(500)
     iio.imwrite(OUT / "dip_widget_done.png", viewer.screenshot(canvas_only=False, flash=False))
     print("wrote", *sorted(p.name for p in OUT.glob("dip_widget_*.png")))
     viewer.close()
