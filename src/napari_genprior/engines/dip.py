@@ -1,9 +1,8 @@
 """Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, CVPR 2018): restore one image by fitting an
 untrained hourglass network to it. Tasks: ``denoise``, ``inpaint`` and ``sr`` (×2/×4/×8).
 
-Pure torch + numpy. Usage::
+Pure torch + numpy. Usage (``dip`` and ``drive`` come from ``napari_genprior.engines``)::
 
-    from napari_genprior.engines import dip, drive
     result = drive(dip.run(noisy, {"task": "denoise", "iterations": 300}))
     restored = result.layers[0].data          # same shape, dtype and range as ``noisy``
 """
