@@ -319,7 +319,7 @@ def _fit_plane(
         preview = None
         if p.preview_every and ((i + 1) % p.preview_every == 0 or i + 1 == iters):
             cur = avg if avg is not None else out.detach()
-            preview = view(cur[0, :, : h * f, : w * f].float().cpu().numpy())
+            preview = view(cur[crop].float().cpu().numpy())
         yield Progress(step0 + i + 1, total, float(loss.detach()), preview, "backtracked" if restored else "")
         if auto and best_x is not None and i + 1 - best_step >= cfg["auto_patience"]:
             break
@@ -421,6 +421,16 @@ def _execute(
         sigma = math.sqrt(np.median([a * float(planes.mean()) + b for a, b in noise_est]))
         cfg["reg_noise"] = 1 / 20 if sigma > 37.5 / 255 else 1 / 30
         cfg["noise_sigma_estimate"] = round(sigma, 5)
+    pg = p.task == "denoise" and p.noise_model == "poisson-gaussian"
+    # Poisson–Gaussian (a, b) per plane: the user's values where given, else the estimates.
+    noise_ab = (
+        [
+            (p.noise_a if p.noise_a is not None else a, p.noise_b if p.noise_b is not None else b)
+            for a, b in noise_est
+        ]
+        if pg
+        else []
+    )
 
     def view(plane: np.ndarray) -> np.ndarray:
         return layout.plane_view(norm.inverse(plane, cast=False))
@@ -428,11 +438,7 @@ def _execute(
     t0 = time.perf_counter()
     fits: list[_PlaneFit] = []
     for k in range(n):
-        noise = None
-        if p.task == "denoise" and p.noise_model == "poisson-gaussian":
-            a, b = noise_est[k]
-            noise = (p.noise_a if p.noise_a is not None else a, p.noise_b if p.noise_b is not None else b)
-            noise = (noise[0], max(noise[1], 1e-6))
+        noise = (noise_ab[k][0], max(noise_ab[k][1], 1e-6)) if pg else None
         fit = yield from _fit_plane(
             planes[k],
             None if missing is None else missing[k],
@@ -473,11 +479,8 @@ def _execute(
         meta["chosen_step"] = [fit.chosen_step for fit in fits]
     if p.task == "denoise":
         meta["backtracks"] = sum(fit.backtracks for fit in fits)
-        if p.noise_model == "poisson-gaussian":
-            meta["noise_ab"] = [
-                (p.noise_a if p.noise_a is not None else a, p.noise_b if p.noise_b is not None else b)
-                for a, b in noise_est
-            ]
+        if pg:
+            meta["noise_ab"] = noise_ab
     layers = [OutputLayer(data, suffix, "image", float(f))]
     if missing is not None:
         mk = missing.reshape(*layout.lead_shape, *layout.spatial_shape).astype(np.uint8)

@@ -51,8 +51,8 @@ class GanConfig:
 
 
 def _load_folder(path: Path, size: int) -> np.ndarray:
-    """Images of a folder (TIFF/PNG/JPEG, 8/16 bit, gray or RGB) → random-free centre-resized
-    ``(N, C, size, size)`` float32 in ``[0, 1]``; each image normalised by its own dtype range."""
+    """Images of a folder (TIFF/PNG/JPEG, 8/16 bit, gray or RGB), each resized to ``size``² →
+    ``(N, C, size, size)`` float32 in ``[0, 1]``; integers are scaled by their dtype's maximum."""
     from skimage.transform import resize
 
     from ..io import read_image
