@@ -10,7 +10,7 @@ QT_LIBS = xvfb libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 li
           libxcb-render-util0 libxcb-xinerama0 libxcb-xinput0 libxcb-xfixes0 libxcb-shape0 \
           libxcb-cursor0 libgl1 libegl1 libfontconfig1 libdbus-1-3
 
-.PHONY: setup system-deps demo test lint napari docs clean
+.PHONY: setup system-deps demo test lint napari docs bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ lint: setup
 
 napari: setup
 	$(BIN)/napari -w napari-genprior "Deep Image Prior"
+
+# Benchmarks need the [bench] extra; the full runs take hours on a CPU (see docs/benchmarks.md).
+bench-quick: setup
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/dip_bench.py --quick
 
 docs: setup system-deps
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/make_screenshots.py

@@ -16,7 +16,14 @@ def widget_and_viewer(make_napari_viewer):
     viewer = make_napari_viewer()
     widget = DipWidget(viewer)
     viewer.window.add_dock_widget(widget)
+    widget.auto_stop.value = False  # the tests below set small iteration counts
     return widget, viewer
+
+
+def test_defaults_are_fast_preset_with_auto_stop(make_napari_viewer):
+    widget = DipWidget(make_napari_viewer())
+    assert widget.preset.value == "fast" and widget.auto_stop.value
+    assert widget.params()["iterations"] == "auto" and widget.params()["preset"] == "fast"
 
 
 def _wait_idle(qtbot, widget, timeout=60_000):

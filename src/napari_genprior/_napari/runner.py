@@ -136,7 +136,8 @@ class EngineRunner:
             self._show_preview(ev.preview)  # may process pending events, the end of the run included
         if self.worker is None:
             return
-        self.on_state(True, f"{self._title}: step {ev.step}/{ev.total} · loss {ev.loss:.4g}")
+        msg = f"{self._title}: step {ev.step}/{ev.total} · loss {ev.loss:.4g}"
+        self.on_state(True, f"{msg} · {ev.message}" if ev.message else msg)
 
     def _show_preview(self, data: np.ndarray) -> None:
         src = self._source
@@ -168,8 +169,15 @@ class EngineRunner:
             self.viewer.add_layer(layer)
         wall = time.perf_counter() - self._t0
         self._done_message = f"{self._title}: done in {wall:.1f} s"
-        if "chosen_step" in result.metadata:
-            steps = ", ".join(str(s) for s in result.metadata["chosen_step"])
+        meta = result.metadata
+        if meta.get("tiles", 1) > 1:
+            self._done_message += f" · {meta['tiles']} tiles of {meta['tile_size']} px"
+        if "chosen_step" in meta:
+            chosen = meta["chosen_step"]
+            if len(chosen) <= 4:
+                steps = ", ".join(str(s) for s in chosen)
+            else:
+                steps = f"{min(chosen)}–{max(chosen)} (median {int(np.median(chosen))})"
             self._done_message += f" · auto-stop chose step {steps}"
 
     def _on_errored(self, err: BaseException) -> None:

@@ -27,7 +27,18 @@ from ..physics.downsample import LanczosDownsampler
 from ..physics.noise import estimate_poisson_gaussian, gaussian_loss, poisson_gaussian_nll
 from .base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, resolve_device, seeded
 
-__all__ = ["DIPParams", "PRESETS", "SCALES", "TASKS", "NOISE_MODELS", "resolve_config", "run"]
+__all__ = [
+    "DIPParams",
+    "DEFAULT_TILE",
+    "PRESETS",
+    "Tile",
+    "tile_plan",
+    "SCALES",
+    "TASKS",
+    "NOISE_MODELS",
+    "resolve_config",
+    "run",
+]
 
 TASKS = ("denoise", "inpaint", "sr")
 SCALES = (2, 4, 8)
@@ -48,6 +59,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             iterations=3000,
             ema=0.99,
             backtrack=True,
+            precision="float32",
         ),
         "inpaint": dict(
             channels=128,
@@ -60,6 +72,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             iterations=5000,
             ema=None,
             backtrack=False,
+            precision="float32",
         ),
         "sr": dict(
             channels=128,
@@ -72,12 +85,47 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             iterations=None,
             ema=None,
             backtrack=False,
+            precision="float32",
         ),
     },
 }
+for _cfg in PRESETS["paper"].values():
+    _cfg.update(auto_patience=500, denoise_reg=(1 / 30, 1 / 20))
+
+#: ``fast``: a quarter of the channels (32) with wider skips (16), bfloat16 autocast, less
+#: input perturbation for denoising (fits ~2× sooner), fewer steps for SR and inpainting, a
+#: shorter patience for automatic stopping. ~10× less time per step on a 2-core CPU; measured
+#: against ``paper`` by benchmarks/dip_bench.py (docs/benchmarks.md).
+PRESETS["fast"] = {
+    task: {
+        **cfg,
+        "channels": 32,
+        "skip_channels": 16,
+        "precision": "bfloat16",
+        "auto_patience": 300,
+        "denoise_reg": (1 / 50, 1 / 33),
+        **({"iterations": 3000} if task == "inpaint" else {}),
+    }
+    for task, cfg in PRESETS["paper"].items()
+}
+_FAST_SR_ITERATIONS = {2: 1500, 4: 1500, 8: 3000}
 _SR_ITERATIONS = {2: 2000, 4: 2000, 8: 4000}
 _SR_REG_NOISE = {2: 0.03, 4: 0.03, 8: 0.05}
-_OVERRIDABLE = ("iterations", "lr", "reg_noise", "channels", "skip_channels", "ema", "backtrack")
+_OVERRIDABLE = (
+    "iterations",
+    "lr",
+    "reg_noise",
+    "channels",
+    "skip_channels",
+    "ema",
+    "backtrack",
+    "precision",
+)
+PRECISIONS = ("float32", "bfloat16")
+#: Default tile side (output pixels). Measured peak memory of one fit on this project's CPU
+#: (docs/benchmarks.md): fast preset 0.6 GB at 256², 1.4 GB at 512², 4.2 GB at 1024²; the
+#: paper preset about twice that. Larger planes are tiled so a fit stays near 1.5 GB.
+DEFAULT_TILE = 512
 
 
 @dataclass
@@ -94,13 +142,17 @@ class DIPParams:
       by the windowed moving variance of the iterates, ES-WMV; at most the preset's number), or
       ``None`` (the preset's number).
     - ``uncertainty``: also return the per-pixel spread (std) of the last ``auto_window`` iterates.
+    - ``tile_size``: planes whose output is larger than this (pixels per side) are fitted in
+      overlapping tiles of this size, blended with linear ramps over ``tile_overlap`` pixels, so
+      peak memory stays bounded. ``None``: :data:`DEFAULT_TILE` (512); ``0``: never tile.
+    - ``precision``: ``float32`` or ``bfloat16`` (autocast for the network; the loss stays float32).
     - ``seed``: same seed, same device → same result.
     - ``preview_every``: steps between preview images in the progress events (0: none).
     """
 
     task: str = "denoise"
     scale: int = 4
-    preset: str = "paper"
+    preset: str = "fast"
     iterations: int | str | None = None
     seed: int | None = 0
     noise_model: str = "gaussian"
@@ -114,9 +166,12 @@ class DIPParams:
     skip_channels: int | None = None
     ema: float | None = None
     backtrack: bool | None = None
+    precision: str | None = None
+    tile_size: int | None = None
+    tile_overlap: int = 64
     uncertainty: bool = False
     auto_window: int = 100
-    auto_patience: int = 500
+    auto_patience: int | None = None
 
     @classmethod
     def from_any(cls, params: DIPParams | dict[str, Any] | None) -> DIPParams:
@@ -137,6 +192,8 @@ class DIPParams:
             raise InputError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
         if self.task == "sr" and self.scale not in SCALES:
             raise InputError(f"scale must be one of {SCALES} for super-resolution, not {self.scale}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.noise_model not in NOISE_MODELS:
             raise InputError(
                 f"unknown noise model {self.noise_model!r}: choose one of {', '.join(NOISE_MODELS)}"
@@ -147,8 +204,14 @@ class DIPParams:
             not isinstance(self.iterations, int | np.integer) or int(self.iterations) < 1
         ):
             raise InputError(f"iterations must be 'auto' or a number of at least 1, not {self.iterations!r}")
-        if self.auto_window < 2 or self.auto_patience < 1:
+        if self.auto_window < 2 or (self.auto_patience is not None and self.auto_patience < 1):
             raise InputError("auto_window must be >= 2 and auto_patience >= 1")
+        if self.tile_size is not None and self.tile_size != 0 and self.tile_size < 128:
+            raise InputError(f"tile_size must be 0 (never tile) or at least 128 pixels, not {self.tile_size}")
+        if self.tile_overlap < 8:
+            raise InputError(f"tile_overlap must be at least 8 pixels, not {self.tile_overlap}")
+        if self.tile_size and self.tile_overlap * 2 > self.tile_size:
+            raise InputError("tile_overlap must be at most half the tile size")
         if self.preview_every < 0:
             raise InputError("preview_every must be >= 0")
 
@@ -157,7 +220,8 @@ def resolve_config(p: DIPParams) -> dict[str, Any]:
     """The full settings of a run: the preset's values for the task, then the user's overrides."""
     cfg = dict(PRESETS[p.preset][p.task])
     if p.task == "sr":
-        cfg["iterations"] = cfg["iterations"] or _SR_ITERATIONS[p.scale]
+        its = _FAST_SR_ITERATIONS if p.preset == "fast" else _SR_ITERATIONS
+        cfg["iterations"] = cfg["iterations"] or its[p.scale]
         cfg["reg_noise"] = cfg["reg_noise"] if cfg["reg_noise"] is not None else _SR_REG_NOISE[p.scale]
     for key in _OVERRIDABLE:
         value = getattr(p, key)
@@ -165,10 +229,13 @@ def resolve_config(p: DIPParams) -> dict[str, Any]:
             cfg[key] = value
     cfg["iterations"] = int(cfg["iterations"])
     cfg["auto_stop"] = p.iterations == "auto"
+    if p.task != "denoise" or cfg["reg_noise"] is not None:
+        cfg.pop("denoise_reg")
+    patience = cfg.pop("auto_patience")
     if cfg["auto_stop"] or p.uncertainty:
         cfg["auto_window"] = int(p.auto_window)
     if cfg["auto_stop"]:
-        cfg["auto_patience"] = int(p.auto_patience)
+        cfg["auto_patience"] = int(p.auto_patience if p.auto_patience is not None else patience)
     return cfg
 
 
@@ -230,6 +297,7 @@ def _fit_plane(
     total: int,
     view: Callable[[np.ndarray], np.ndarray],
     cancel: Callable[[], bool] | None,
+    label: str = "",
 ) -> Generator[Progress, None, _PlaneFit]:
     """Fit one ``(C, H, W)`` plane in ``[0, 1]``; returns the estimate ``(C, H·f, W·f)`` in ``[0, 1]``.
 
@@ -273,6 +341,14 @@ def _fit_plane(
     best_var, best_step, best_x, best_spread = math.inf, 0, None, None
     crop = (0, slice(None), slice(0, h * f), slice(0, w * f))
 
+    amp = cfg.get("precision") == "bfloat16"
+
+    def forward(z: torch.Tensor) -> torch.Tensor:
+        if not amp:
+            return net(z)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return net(z).float()
+
     def data_loss(x: torch.Tensor) -> torch.Tensor:
         obs = down(x) if down is not None else x
         if noise is not None:
@@ -283,7 +359,7 @@ def _fit_plane(
         if cancel is not None and cancel():
             raise Cancelled("cancelled")
         z = z0 + reg * torch.randn(z0.shape, generator=gen, device=device) if reg > 0 else z0
-        out = net(z)
+        out = forward(z)
         loss = data_loss(out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -320,7 +396,8 @@ def _fit_plane(
         if p.preview_every and ((i + 1) % p.preview_every == 0 or i + 1 == iters):
             cur = avg if avg is not None else out.detach()
             preview = view(cur[crop].float().cpu().numpy())
-        yield Progress(step0 + i + 1, total, float(loss.detach()), preview, "backtracked" if restored else "")
+        note = " · ".join(t for t in (label, "backtracked" if restored else "") if t)
+        yield Progress(step0 + i + 1, total, float(loss.detach()), preview, note)
         if auto and best_x is not None and i + 1 - best_step >= cfg["auto_patience"]:
             break
     steps = i + 1
@@ -329,11 +406,12 @@ def _fit_plane(
         if auto and best_x is not None:
             final, chosen, spread = best_x, best_step, best_spread
         else:
-            final = (avg if avg is not None else net(z0))[crop]
+            final = (avg if avg is not None else forward(z0))[crop]
             chosen = steps
             spread = window.variance_map().mean(dim=0).sqrt() if window is not None else None
     if steps < iters:  # stopped early: complete this plane's share of the progress bar
-        yield Progress(step0 + iters, total, float(loss.detach()), None, f"stopped at step {steps}")
+        note = " · ".join(t for t in (label, f"stopped at step {steps}") if t)
+        yield Progress(step0 + iters, total, float(loss.detach()), None, note)
     return _PlaneFit(
         final.float().cpu().numpy().clip(0.0, 1.0),
         n_back,
@@ -341,6 +419,92 @@ def _fit_plane(
         chosen,
         None if spread is None else spread.float().cpu().numpy(),
     )
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile of a plane: input slices and its blending weight ``(h·f, w·f)`` in ``(0, 1]``."""
+
+    ys: slice
+    xs: slice
+    weight: np.ndarray
+
+    def out_slices(self, f: int) -> tuple[slice, slice]:
+        """The tile's slices in the output (×``f``) grid."""
+        return slice(self.ys.start * f, self.ys.stop * f), slice(self.xs.start * f, self.xs.stop * f)
+
+
+def _starts(n: int, t: int, o: int) -> list[int]:
+    if n <= t:
+        return [0]
+    k = math.ceil((n - o) / (t - o))
+    return sorted({int(round(v)) for v in np.linspace(0, n - t, k)})
+
+
+def _ramp(n: int, ramp: int, lo: bool, hi: bool) -> np.ndarray:
+    w = np.ones(n, np.float32)
+    r = (np.arange(ramp, dtype=np.float32) + 0.5) / ramp
+    if lo:
+        w[:ramp] = np.minimum(w[:ramp], r)
+    if hi:
+        w[n - ramp :] = np.minimum(w[n - ramp :], r[::-1])
+    return w
+
+
+def tile_plan(h: int, w: int, f: int, tile: int, overlap: int) -> list[Tile]:
+    """Tiles covering an ``h × w`` input plane whose output is ``(h·f) × (w·f)``.
+
+    ``tile`` and ``overlap`` are in output pixels; ``tile == 0`` or an output no larger than
+    ``tile`` gives one tile. Neighbouring tiles overlap by at least ``overlap`` and their
+    weights ramp linearly from ~0 to 1 across it, so blended results have no seams.
+    """
+    if not tile or (h * f <= tile and w * f <= tile):
+        return [Tile(slice(0, h), slice(0, w), np.ones((h * f, w * f), np.float32))]
+    t, o = max(tile // f, 2), max(overlap // f, 2)
+    th, tw = min(t, h), min(t, w)
+    tiles = []
+    for y0 in _starts(h, t, o):
+        for x0 in _starts(w, t, o):
+            wy = _ramp(th * f, o * f, y0 > 0, y0 + th < h)
+            wx = _ramp(tw * f, o * f, x0 > 0, x0 + tw < w)
+            tiles.append(Tile(slice(y0, y0 + th), slice(x0, x0 + tw), np.outer(wy, wx)))
+    return tiles
+
+
+class TileBlender:
+    """Weighted sum of tile outputs ``(C, h·f, w·f)`` over a plane of shape ``(C, H, W)`` (output grid)."""
+
+    def __init__(self, shape: tuple[int, int, int], f: int = 1) -> None:
+        self.f = f
+        self.acc = np.zeros(shape, np.float32)
+        self.wacc = np.zeros(shape[1:], np.float32)
+
+    def add(self, tile: Tile, out: np.ndarray) -> None:
+        oy, ox = tile.out_slices(self.f)
+        self.acc[:, oy, ox] += out * tile.weight
+        self.wacc[oy, ox] += tile.weight
+
+    def result(self) -> np.ndarray:
+        """The blend; every pixel must have been covered by a tile."""
+        return self.acc / self.wacc
+
+    def preview(self, tile: Tile, est: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """The blend so far, ``base`` where no tile has been fitted yet, ``est`` on ``tile``."""
+        cur = np.where(self.wacc > 0, self.acc / np.maximum(self.wacc, 1e-12), base)
+        oy, ox = tile.out_slices(self.f)
+        cur[:, oy, ox] = est
+        return cur
+
+
+def tiles_for(image: np.ndarray, params: DIPParams | dict[str, Any] | None = None) -> int:
+    """How many tiles each plane of ``image`` will be fitted in with ``params`` (1: no tiling)."""
+    p = DIPParams.from_any(params)
+    shape = np.shape(image)
+    ch = guess_channel_axis(shape) if p.channel_axis == "auto" else p.channel_axis
+    h, w = PlaneLayout(shape, ch).spatial_shape
+    f = p.scale if p.task == "sr" else 1
+    tile = DEFAULT_TILE if p.tile_size is None else int(p.tile_size)
+    return len(tile_plan(h, w, f, tile, p.tile_overlap))
 
 
 def _check_mask(mask: np.ndarray | None, layout: PlaneLayout, image_shape: tuple[int, ...]) -> np.ndarray:
@@ -410,7 +574,6 @@ def _execute(
     n, c = planes.shape[:2]
     f = p.scale if p.task == "sr" else 1
     iters = cfg["iterations"]
-    total = iters * n
 
     noise_est: list[tuple[float, float]] = []
     if p.task == "denoise" and (cfg["reg_noise"] is None or p.noise_model == "poisson-gaussian"):
@@ -419,7 +582,8 @@ def _execute(
             noise_est.append((float(np.mean([a for a, _ in ab])), float(np.mean([b for _, b in ab]))))
     if cfg["reg_noise"] is None:  # paper: 1/30 at σ = 25/255, 1/20 at σ = 50/255
         sigma = math.sqrt(np.median([a * float(planes.mean()) + b for a, b in noise_est]))
-        cfg["reg_noise"] = 1 / 20 if sigma > 37.5 / 255 else 1 / 30
+        low, high = cfg["denoise_reg"]
+        cfg["reg_noise"] = high if sigma > 37.5 / 255 else low
         cfg["noise_sigma_estimate"] = round(sigma, 5)
     pg = p.task == "denoise" and p.noise_model == "poisson-gaussian"
     # Poisson–Gaussian (a, b) per plane: the user's values where given, else the estimates.
@@ -435,27 +599,57 @@ def _execute(
     def view(plane: np.ndarray) -> np.ndarray:
         return layout.plane_view(norm.inverse(plane, cast=False))
 
+    h, w = planes.shape[2:]
+    tile = DEFAULT_TILE if p.tile_size is None else int(p.tile_size)
+    plan = tile_plan(h, w, f, tile, p.tile_overlap)
+    n_tiles = len(plan)
+    total = iters * n * n_tiles
+
     t0 = time.perf_counter()
     fits: list[_PlaneFit] = []
+    outs: list[np.ndarray] = []
+    spreads: list[np.ndarray] = []
     for k in range(n):
         noise = (noise_ab[k][0], max(noise_ab[k][1], 1e-6)) if pg else None
-        fit = yield from _fit_plane(
-            planes[k],
-            None if missing is None else missing[k],
-            p,
-            cfg,
-            noise,
-            dev,
-            seed,
-            k * iters,
-            total,
-            view,
-            cancel,
-        )
-        fits.append(fit)
+        plane, miss = planes[k], None if missing is None else missing[k]
+        if n_tiles == 1:
+            fit = yield from _fit_plane(plane, miss, p, cfg, noise, dev, seed, k * iters, total, view, cancel)
+            fits.append(fit)
+            outs.append(fit.out)
+            spreads.append(fit.spread)
+            continue
+        # Overlapping tiles, blended by their ramps; previews show the blend so far.
+        blend = TileBlender((c, h * f, w * f), f)
+        spread_blend = TileBlender((1, h * f, w * f), f) if p.uncertainty else None
+        base = np.repeat(np.repeat(plane, f, axis=1), f, axis=2) if f > 1 else plane
+        for j, tl in enumerate(plan):
+
+            def tile_view(est: np.ndarray, tl: Tile = tl, base: np.ndarray = base, blend=blend) -> np.ndarray:
+                return view(blend.preview(tl, est, base))
+
+            fit = yield from _fit_plane(
+                plane[:, tl.ys, tl.xs],
+                None if miss is None else miss[tl.ys, tl.xs],
+                p,
+                cfg,
+                noise,
+                dev,
+                seed,
+                (k * n_tiles + j) * iters,
+                total,
+                tile_view,
+                cancel,
+                label=f"tile {j + 1}/{n_tiles}",
+            )
+            fits.append(fit)
+            blend.add(tl, fit.out)
+            if spread_blend is not None:
+                spread_blend.add(tl, fit.spread[None])
+        outs.append(blend.result())
+        spreads.append(None if spread_blend is None else spread_blend.result()[0])
     wall = time.perf_counter() - t0
 
-    data = norm.inverse(layout.from_planes(np.stack([fit.out for fit in fits])))
+    data = norm.inverse(layout.from_planes(np.stack(outs)))
     if missing is not None:  # known pixels are kept exactly as they were
         data = np.where(layout.from_planes(np.repeat(missing[:, None], c, axis=1)), data, arr)
     suffix = f"dip_sr{p.scale}" if p.task == "sr" else f"dip_{p.task}"
@@ -469,6 +663,8 @@ def _execute(
         "scale": f,
         "channel_axis": layout.channel_axis,
         "planes": n,
+        "tiles": n_tiles,
+        "tile_size": tile if n_tiles > 1 else None,
         "wall_time_s": round(wall, 3),
         "input_range": [norm.lo, norm.hi],
     }
@@ -486,7 +682,7 @@ def _execute(
         mk = missing.reshape(*layout.lead_shape, *layout.spatial_shape).astype(np.uint8)
         layers.append(OutputLayer(mk, "dip_mask", "labels", 1.0))
     if p.uncertainty:
-        spread = np.stack([fit.spread for fit in fits]).reshape(*layout.lead_shape, *fits[0].spread.shape)
+        spread = np.stack(spreads).reshape(*layout.lead_shape, *spreads[0].shape)
         spread = (spread * (norm.hi - norm.lo)).astype(np.float32)  # in the input's units
         layers.append(
             OutputLayer(spread, "dip_uncertainty", "image", float(f), {"colormap": "magma", "rgb": False})
