@@ -17,9 +17,11 @@ def test_manifest_validates_and_points_to_real_callables():
     pm = PluginManifest.from_file(MANIFEST)  # raises on an invalid manifest
     assert pm.name == "napari-genprior"
     widgets = {w.display_name for w in pm.contributions.widgets}
-    assert "Deep Image Prior" in widgets
+    assert {"Deep Image Prior", "Invertible Rescaling"} <= widgets
     menu = pm.contributions.menus["napari/layers/filter"]
     assert any(item.command == "napari-genprior.dip_widget" for item in menu)
+    transform = pm.contributions.menus["napari/layers/transform"]
+    assert any(item.command == "napari-genprior.irn_widget" for item in transform)
     for cmd in pm.contributions.commands:
         module, _, attr = cmd.python_name.partition(":")
         obj = __import__(module, fromlist=[attr])

@@ -3,6 +3,9 @@
     napari-genprior dip denoise IN -o OUT [--iterations N|auto] [--preset fast|paper] [--seed S]
     napari-genprior dip inpaint IN --mask MASK -o OUT
     napari-genprior dip sr IN --scale {2,4,8} -o OUT
+    napari-genprior irn {down,up,roundtrip} IN -o OUT --scale {2,4} [--weights PATH] [--samples K]
+    napari-genprior models
+    napari-genprior train {gan,irn} …
     napari-genprior demo -o DIR
 
 Exit status 0 on success, 2 with a one-line error on bad usage or bad input.
@@ -120,6 +123,48 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--metadata", type=Path, default=None, help="write the run's parameters as JSON")
         t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    ir = sub.add_parser(
+        "irn",
+        help="Invertible Image Rescaling: learned downscale (down) that up restores; roundtrip checks it",
+    )
+    irsub = ir.add_subparsers(dest="mode", required=True, parser_class=_Parser)
+    for mode, help_ in (
+        ("down", "HR → LR thumbnail (same dtype; stores what `up` needs in the file's metadata)"),
+        ("up", "LR made by `down` → HR. Not a general super-resolver: it restores IRN's own LR images"),
+        ("roundtrip", "down then up: writes the HR result (and --lr), prints PSNR/SSIM against the input"),
+    ):
+        t = irsub.add_parser(mode, help=help_, description=help_)
+        t.add_argument("input", type=Path, help="input image (.tif, .png, .jpg)")
+        t.add_argument("-o", "--output", type=Path, required=True, help="output image (.tif keeps dtype)")
+        t.add_argument("--scale", type=int, choices=(2, 4), default=2)
+        t.add_argument("--weights", type=Path, default=None, help="checkpoint instead of the bundled model")
+        t.add_argument("--samples", type=int, default=1, help="draws of z; >= 2 with --uncertainty")
+        t.add_argument(
+            "--tau", type=float, default=1.0, help="std of the sampled latent (default 1, as the paper)"
+        )
+        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--device", default="auto")
+        t.add_argument(
+            "--channel-axis",
+            type=_channel_axis,
+            default="auto",
+            help="'auto' (RGB/RGBA if the last axis is 3 or 4), 'none', or an axis number",
+        )
+        t.add_argument("--tile-size", type=int, default=None, help="tile side in LR pixels (0 = never tile)")
+        if mode != "down":
+            t.add_argument(
+                "--uncertainty", type=Path, default=None, help="per-pixel std over --samples draws (.tif)"
+            )
+        if mode == "roundtrip":
+            t.add_argument("--lr", type=Path, default=None, help="also write the LR image here")
+        if mode == "up":
+            t.add_argument("--value-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
+            t.add_argument("--hr-shape", type=int, nargs=2, default=None, metavar=("Y", "X"))
+        t.add_argument("--metadata", type=Path, default=None, help="write the run's parameters as JSON")
+        t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("models", help="list the bundled models with their model cards")
+
     syn = sub.add_parser("synth", help="write seeded synthetic images (training/evaluation data)")
     syn.add_argument("domain", choices=["albedo", "shading", "scene", "nuclei", "illumination"])
     syn.add_argument("-n", type=int, default=16, help="number of images (default 16)")
@@ -127,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed+i")
     syn.add_argument("-o", "--output", type=Path, required=True, help="output folder")
 
-    tr = sub.add_parser("train", help="train a model (GAN prior)")
+    tr = sub.add_parser("train", help="train a model (GAN prior, IRN)")
     trsub = tr.add_subparsers(dest="model", required=True, parser_class=_Parser)
     tg = trsub.add_parser("gan", help="train a StyleGAN2 prior on a synthetic domain or a folder of images")
     tg.add_argument(
@@ -144,6 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--sample-every", type=int, default=500)
     tg.add_argument("--seed", type=int, default=0)
     tg.add_argument("--device", default="auto")
+
+    ti = trsub.add_parser("irn", help="train an Invertible Image Rescaling network (×2 or ×4)")
+    ti.add_argument("--scale", type=int, choices=(2, 4), required=True)
+    ti.add_argument("--data", default="builtin", help="'builtin' or a folder of images (TIFF/PNG, 8/16 bit)")
+    ti.add_argument("--steps", type=int, required=True)
+    ti.add_argument("--out", type=Path, required=True, help="checkpoint (.pt); resumes if it exists")
+    ti.add_argument("--batch", type=int, default=8)
+    ti.add_argument("--patch", type=int, default=64, help="HR patch side (pixels)")
+    ti.add_argument("--blocks", type=int, default=8, help="coupling blocks per ×2 level (paper: 8)")
+    ti.add_argument("--growth", type=int, default=32, help="dense-block growth (paper: 32)")
+    ti.add_argument("--lr", type=float, default=2e-4)
+    ti.add_argument("--tau-ramp", type=int, default=0, help="steps over which τ rises 0 → 1")
+    ti.add_argument("--val-every", type=int, default=250)
+    ti.add_argument("--seed", type=int, default=0)
+    ti.add_argument("--device", default="auto")
 
     demo = sub.add_parser("demo", help="run the engines on bundled samples and write results + a PNG")
     demo.add_argument("-o", "--output", type=Path, required=True, help="output folder")
@@ -181,7 +241,8 @@ def _progress_bar(quiet: bool, desc: str):
             bar.total = ev.total
             bar.refresh()
         bar.update(ev.step - bar.n)
-        bar.set_postfix(loss=f"{ev.loss:.4g}", refresh=False)
+        if ev.loss == ev.loss:  # engines without a loss report NaN
+            bar.set_postfix(loss=f"{ev.loss:.4g}", refresh=False)
 
     return bar, update
 
@@ -281,6 +342,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.model == "irn":
+        return cmd_train_irn(args)
     from .data.generators import DOMAINS
     from .engines.base import resolve_device
     from .train.gan import GanConfig, train_gan
@@ -306,6 +369,109 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_irn(args: argparse.Namespace) -> int:
+    from .engines.base import resolve_device
+    from .train.irn import IrnConfig, train_irn
+
+    if args.data != "builtin" and not Path(args.data).is_dir():
+        raise InputError(f"--data {args.data!r} is neither 'builtin' nor a folder of images")
+    if args.patch % (2 * args.scale) or args.patch < 4 * args.scale:
+        raise InputError(f"--patch must be a multiple of {2 * args.scale} and at least {4 * args.scale}")
+    if args.steps < 1 or args.batch < 1 or args.blocks < 1 or args.growth < 1:
+        raise InputError("--steps, --batch, --blocks and --growth must be at least 1")
+    cfg = IrnConfig(
+        scale=args.scale,
+        data=args.data,
+        out=str(args.out),
+        steps=args.steps,
+        batch=args.batch,
+        patch=args.patch,
+        blocks=args.blocks,
+        growth=args.growth,
+        lr=args.lr,
+        tau_ramp=args.tau_ramp,
+        val_every=args.val_every,
+        seed=args.seed,
+    )
+    try:
+        train_irn(cfg, device=str(resolve_device(args.device)))
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    return 0
+
+
+def cmd_irn(args: argparse.Namespace) -> int:
+    from .engines import drive, irn
+    from .io import check_writable, read_image, read_metadata, write_image
+
+    image = read_image(args.input)
+    check_writable(args.output, image.dtype)
+    unc_path = getattr(args, "uncertainty", None)
+    if unc_path is not None:
+        check_writable(unc_path, np.float32)
+        if args.samples < 2:
+            raise InputError("--uncertainty needs --samples 2 or more (the std over draws of z)")
+    if getattr(args, "lr", None) is not None:
+        check_writable(args.lr, image.dtype)
+    params: dict[str, Any] = {
+        "mode": args.mode,
+        "scale": args.scale,
+        "weights": str(args.weights) if args.weights else None,
+        "samples": args.samples,
+        "tau": args.tau,
+        "seed": args.seed,
+        "channel_axis": args.channel_axis,
+        "tile_size": args.tile_size,
+    }
+    if args.mode == "up":
+        stored = read_metadata(args.input).get("irn", {})
+        if stored and int(stored.get("scale", args.scale)) != args.scale:
+            raise InputError(f"{args.input} was made by `irn down --scale {stored['scale']}`: use that scale")
+        params["value_range"] = args.value_range or stored.get("value_range")
+        params["hr_shape"] = args.hr_shape or stored.get("hr_shape")
+    gen = irn.run(image, params, device=args.device)
+    bar, update = _progress_bar(args.quiet, f"IRN {args.mode} ×{args.scale}")
+    try:
+        result = drive(gen, update)
+    finally:
+        bar.close()
+    meta = result.metadata
+    main_suffix = "irn_lr" if args.mode == "down" else "irn_hr"
+    out = result.layer(main_suffix).data
+    write_image(args.output, out, {"irn": meta["irn"]} if args.mode == "down" else None)
+    print(f"wrote {args.output} {out.shape} {out.dtype} in {meta['wall_time_s']:.2f} s")
+    if args.mode == "roundtrip":
+        if args.lr is not None:
+            write_image(args.lr, result.layer("irn_lr").data, {"irn": meta["irn"]})
+            print(f"wrote {args.lr} (LR)")
+        m = metrics(out, image, meta["channel_axis"])
+        meta["metrics"] = m
+        print(f"round trip: PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
+    if unc_path is not None:
+        write_image(unc_path, result.layer("irn_uncertainty").data)
+        print(f"wrote {unc_path} (per-pixel std over {args.samples} draws of z)")
+    if args.metadata:
+        args.metadata.parent.mkdir(parents=True, exist_ok=True)
+        args.metadata.write_text(json.dumps(meta, indent=2, default=str))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    models = list_models()
+    if not models:
+        print("no bundled models")
+        return 0
+    for m in models:
+        print(f"{m['name']}: {m.get('summary', '')}")
+        for key in ("task", "data", "command", "steps", "wall_time", "metrics", "held_out"):
+            if key in m:
+                value = m[key] if isinstance(m[key], str) else json.dumps(m[key])
+                print(f"  {key}: {value}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -321,6 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_dip(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "irn":
+            return cmd_irn(args)
+        if args.command == "models":
+            return cmd_models(args)
         if args.command == "synth":
             return cmd_synth(args)
         if args.command == "train":

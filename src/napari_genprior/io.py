@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from .engines.base import InputError
 
-__all__ = ["check_writable", "read_image", "write_image"]
+__all__ = ["check_writable", "read_image", "read_metadata", "write_image"]
 
 TIFF = (".tif", ".tiff")
 RASTER = (".png", ".jpg", ".jpeg")
@@ -57,8 +58,12 @@ def check_writable(path: str | Path, dtype: np.dtype) -> Path:
     return path
 
 
-def write_image(path: str | Path, data: np.ndarray) -> Path:
-    """Write ``data`` to TIFF (any dtype), PNG (uint8/uint16) or JPEG (uint8). Creates folders."""
+def write_image(path: str | Path, data: np.ndarray, metadata: dict | None = None) -> Path:
+    """Write ``data`` to TIFF (any dtype), PNG (uint8/uint16) or JPEG (uint8). Creates folders.
+
+    ``metadata`` (JSON-serialisable) goes into a TIFF's description, or for other formats into a
+    sidecar file ``<path>.json``; :func:`read_metadata` reads it back.
+    """
     data = np.asarray(data)
     path = check_writable(path, data.dtype)
     suffix = path.suffix.lower()
@@ -66,9 +71,28 @@ def write_image(path: str | Path, data: np.ndarray) -> Path:
     if suffix in TIFF:
         import tifffile
 
-        tifffile.imwrite(path, data, photometric="rgb" if data.ndim == 3 and data.shape[-1] == 3 else None)
+        photometric = "rgb" if data.ndim == 3 and data.shape[-1] == 3 else None
+        tifffile.imwrite(path, data, photometric=photometric, metadata=metadata or {})
     else:
         import imageio.v3 as iio
 
         iio.imwrite(path, data)
+        if metadata:
+            Path(f"{path}.json").write_text(json.dumps(metadata))
     return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The metadata :func:`write_image` stored with an image (``{}`` if none)."""
+    path = Path(path)
+    side = Path(f"{path}.json")
+    if side.exists():
+        return json.loads(side.read_text())
+    if _suffix(path) in TIFF:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tf:
+            meta = tf.shaped_metadata
+        if meta:
+            return {k: v for k, v in meta[0].items() if k != "shape"}
+    return {}

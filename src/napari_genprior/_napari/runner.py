@@ -34,8 +34,11 @@ def result_layers(result: Result, source: Image) -> list[Layer]:
         nd = out.data.ndim - (1 if rgb else 0)
         scale, translate = output_geometry(source.scale[-nd:], source.translate[-nd:], out.zoom)
         meta = {**result.metadata, "source_layer": source.name}
+        base = source.name
+        if out.suffix.startswith("irn_") and base.endswith("_irn_lr"):  # up on an LR made by down
+            base = base[: -len("_irn_lr")]
         kwargs: dict[str, Any] = {
-            "name": f"{source.name}_{out.suffix}",
+            "name": f"{base}_{out.suffix}",
             "scale": scale,
             "translate": translate,
             "metadata": meta,
@@ -131,12 +134,13 @@ class EngineRunner:
         if pbar.total != ev.total:
             pbar.total = ev.total
         pbar.update(ev.step - pbar.n)
-        pbar.set_description(f"{self._title} · loss {ev.loss:.4g}")
+        loss = f" · loss {ev.loss:.4g}" if ev.loss == ev.loss else ""  # NaN: the engine has no loss
+        pbar.set_description(f"{self._title}{loss}")
         if ev.preview is not None:
             self._show_preview(ev.preview)  # may process pending events, the end of the run included
         if self.worker is None:
             return
-        msg = f"{self._title}: step {ev.step}/{ev.total} · loss {ev.loss:.4g}"
+        msg = f"{self._title}: step {ev.step}/{ev.total}{loss}"
         self.on_state(True, f"{msg} · {ev.message}" if ev.message else msg)
 
     def _show_preview(self, data: np.ndarray) -> None:

@@ -1,0 +1,149 @@
+"""The "Invertible Rescaling" dock widget (IRN: learned downscale that can be inverted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_warning
+
+from ..engines import irn
+from ..engines.base import DEVICES, InputError
+from .runner import EngineRunner
+
+__all__ = ["IrnWidget", "irn_inputs"]
+
+EXPLAIN = (
+    "down shrinks an image so that up can restore it. up restores images that down produced; "
+    "it is not a general super-resolver for other small images."
+)
+
+
+def irn_inputs(layer: Any, mode: str, **params: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Check the widget's choices; ``(data, engine params)``. Raises :class:`InputError`.
+
+    For ``up``, the value range and full-resolution shape that ``down`` stored in the layer's
+    metadata (``irn``) are passed on, and the scale must match the one ``down`` used.
+    """
+    if layer is None:
+        raise InputError("no image selected: open an image (File ▸ Open, or File ▸ Open Sample)")
+    if isinstance(layer, Labels) or not isinstance(layer, Image):
+        raise InputError(f"{getattr(layer, 'name', layer)!r} is not an Image layer: choose an Image layer")
+    if layer.multiscale:
+        raise InputError(f"{layer.name!r} is a multiscale layer: add the level you want as its own layer")
+    p: dict[str, Any] = {"mode": mode, "channel_axis": -1 if layer.rgb else None, **params}
+    if mode == "up":
+        stored = (layer.metadata or {}).get("irn")
+        if stored:
+            if int(stored["scale"]) != int(p["scale"]):
+                raise InputError(
+                    f"{layer.name!r} was made by down at ×{stored['scale']}: set scale to {stored['scale']}"
+                )
+            p["value_range"] = tuple(stored["value_range"])
+            p["hr_shape"] = tuple(stored["hr_shape"])
+    return np.asarray(layer.data), p
+
+
+class IrnWidget(Container):
+    """Invertible Image Rescaling: down (HR → LR), up (LR → HR) or a round trip of the selected layer."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.runner = EngineRunner(napari_viewer, self._set_state)
+        self.about = Label(value=EXPLAIN)
+        self.about.native.setWordWrap(True)
+        self.image = ComboBox(label="image", choices=self._image_choices, nullable=True)
+        self.mode = ComboBox(label="mode", choices=list(irn.MODES), value="roundtrip")
+        self.scale = ComboBox(label="scale", choices=list(irn.SCALES), value=2)
+        self.weights = FileEdit(
+            label="weights",
+            mode="r",
+            filter="*.pt *.pth",
+            value="",
+            tooltip="empty: the bundled model irn-x2/irn-x4; or a checkpoint (ours or the official layout)",
+        )
+        self.samples = SpinBox(
+            label="samples", min=1, max=64, value=1, tooltip="draws of z; 2 or more add an uncertainty layer"
+        )
+        self.tau = FloatSpinBox(label="tau", min=0.0, max=2.0, step=0.1, value=1.0, tooltip="std of z")
+        self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
+        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.run_button = PushButton(text="Run")
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.about,
+                self.image,
+                self.mode,
+                self.scale,
+                self.weights,
+                self.samples,
+                self.tau,
+                self.device,
+                self.seed,
+                self.run_button,
+                self.status,
+            ]
+        )
+        self.run_button.changed.connect(self._on_button)
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    def _image_choices(self, _w: Any = None) -> list[tuple[str, Image]]:
+        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image)]
+
+    def _refresh_choices(self, _event: Any = None) -> None:
+        self.image.reset_choices()
+        if self.image.value is None and self.image.choices:
+            self.image.value = self.image.choices[-1]
+
+    @property
+    def running(self) -> bool:
+        return self.runner.running
+
+    def _on_button(self, _v: Any = None) -> None:
+        if self.runner.running:
+            self.runner.cancel()
+        else:
+            self.run()
+
+    def params(self) -> dict[str, Any]:
+        """The engine parameters the widget's current values stand for."""
+        w = str(self.weights.value) if self.weights.value else ""
+        return {
+            "scale": int(self.scale.value),
+            "weights": w if w not in ("", ".") else None,
+            "samples": int(self.samples.value),
+            "tau": float(self.tau.value),
+            "seed": int(self.seed.value),
+        }
+
+    def run(self) -> bool:
+        """Start a run with the current values. Returns False (with a message) if it cannot start."""
+        if self.runner.running:
+            show_warning("IRN is already running: press Cancel or wait for it to finish")
+            return False
+        try:
+            data, params = irn_inputs(self.image.value, self.mode.value, **self.params())
+            gen = irn.run(data, params, device=self.device.value, cancel=self.runner.cancel_requested)
+        except InputError as err:
+            show_error(str(err))
+            self.status.value = f"Error: {err}"
+            return False
+        s = int(params["scale"])
+        zoom = {"down": 1.0 / s, "up": float(s), "roundtrip": 1.0}[self.mode.value]
+        self.runner.start(gen, source=self.image.value, title=f"IRN {self.mode.value} ×{s}", zoom=zoom)
+        return True
+
+    def cancel(self) -> None:
+        """Stop the current run; the viewer is left as it was before Run."""
+        self.runner.cancel()
+
+    def _set_state(self, running: bool, message: str) -> None:
+        self.run_button.text = "Cancel" if running else "Run"
+        self.status.value = message
