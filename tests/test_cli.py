@@ -193,3 +193,15 @@ def test_console_script():
     assert out.stdout.startswith("napari-genprior ")
     bad = subprocess.run([SCRIPT, "dip"], capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_dip_defaults_are_fast_preset_with_auto_stop():
+    from napari_genprior.cli import build_parser
+
+    args = build_parser().parse_args(["dip", "denoise", "in.tif", "-o", "out.tif"])
+    assert args.preset == "fast" and args.iterations == "auto" and args.tile_size is None
+    from napari_genprior.engines import dip
+
+    fast, paper = dip.PRESETS["fast"]["denoise"], dip.PRESETS["paper"]["denoise"]
+    assert (fast["channels"], fast["precision"]) == (32, "bfloat16")
+    assert (paper["channels"], paper["precision"]) == (128, "float32")
