@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -166,3 +168,31 @@ def test_cli_down_then_up_uses_the_stored_metadata(tmp_path, identity_ckpt, caps
         == 2
     )
     assert "--samples 2" in capsys.readouterr().err
+
+
+def test_train_resume_export_and_load(tmp_path, capsys):
+    out, bundle = tmp_path / "run.pt", tmp_path / "bundle" / "mine-x2.pt"
+    args = ["train", "irn", "--scale", "2", "--out", str(out), "--batch", "2", "--patch", "32"]
+    args += ["--blocks", "1", "--growth", "8", "--val-every", "2"]
+    assert main([*args, "--steps", "2"]) == 0
+    assert main([*args, "--steps", "4", "--export", str(bundle)]) == 0
+    text = capsys.readouterr().out
+    assert "resumed" in text and "held-out round trip" in text
+    ck = torch.load(out, weights_only=True)
+    assert ck["step"] == 4 and len(json.loads(ck["history"])) == 2
+    card = json.loads(bundle.with_suffix(".json").read_text())
+    assert card["steps"] == 4 and card["scale"] == 2 and "camera" in card["held_out"]
+    assert set(card["metrics"]["mean"]) >= {"irn_psnr_tau1", "bicubic_psnr", "lr_vs_bicubic_psnr"}
+    net, info = irn.load_weights(bundle)
+    assert info["scale"] == 2 and info["blocks"] == 1
+    assert main(["train", "irn", "--scale", "4", "--out", str(out), "--steps", "1", "--patch", "32"]) == 2
+    assert "scale=2" in capsys.readouterr().err  # resuming with another architecture is refused
+
+
+def test_training_data_never_includes_held_out_images():
+    from napari_genprior.train import irn as tirn
+
+    held = {h for h in tirn.HELD_OUT if ":" not in h}
+    assert not held & set(tirn.TRAIN_IMAGES)
+    assert all(int(h.split(":")[1]) >= 1_000_000 for h in tirn.HELD_OUT if ":" in h)
+    assert tirn.N_FLUO_TRAIN < 1_000_000

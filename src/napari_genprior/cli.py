@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--lr", type=float, default=2e-4)
     ti.add_argument("--tau-ramp", type=int, default=0, help="steps over which τ rises 0 → 1")
     ti.add_argument("--val-every", type=int, default=250)
+    ti.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="when done, write the model (no optimiser) to this .pt and its model card beside it (.json)",
+    )
     ti.add_argument("--seed", type=int, default=0)
     ti.add_argument("--device", default="auto")
 
@@ -394,9 +400,15 @@ def cmd_train_irn(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     try:
-        train_irn(cfg, device=str(resolve_device(args.device)))
+        ckpt = train_irn(cfg, device=str(resolve_device(args.device)))
     except ValueError as err:
         raise InputError(str(err)) from None
+    if args.export:
+        from .train.irn import export_irn
+
+        command = "napari-genprior " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+        out = export_irn(ckpt, args.export, command=command)
+        print(f"exported {out} and {out.with_suffix('.json')}")
     return 0
 
 
@@ -465,9 +477,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     for m in models:
         print(f"{m['name']}: {m.get('summary', '')}")
-        for key in ("task", "data", "command", "steps", "wall_time", "metrics", "held_out"):
-            if key in m:
-                value = m[key] if isinstance(m[key], str) else json.dumps(m[key])
+        shown = {**m, "metrics": m.get("metrics", {}).get("mean", m.get("metrics"))}
+        for key in ("task", "data", "held_out", "command", "steps", "wall_time", "metrics", "evaluation"):
+            if shown.get(key) is not None:
+                value = (
+                    shown[key] if isinstance(shown[key], str) else json.dumps(shown[key], ensure_ascii=False)
+                )
                 print(f"  {key}: {value}")
     return 0
 

@@ -12,6 +12,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from ..engines import irn
 from ..engines.base import DEVICES, InputError
+from ..models import card, weights_path
 from .runner import EngineRunner
 
 __all__ = ["IrnWidget", "irn_inputs"]
@@ -70,6 +71,7 @@ class IrnWidget(Container):
             label="samples", min=1, max=64, value=1, tooltip="draws of z; 2 or more add an uncertainty layer"
         )
         self.tau = FloatSpinBox(label="tau", min=0.0, max=2.0, step=0.1, value=1.0, tooltip="std of z")
+        self.model_info = Label(value="")
         self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.run_button = PushButton(text="Run")
@@ -81,6 +83,7 @@ class IrnWidget(Container):
                 self.mode,
                 self.scale,
                 self.weights,
+                self.model_info,
                 self.samples,
                 self.tau,
                 self.device,
@@ -90,9 +93,27 @@ class IrnWidget(Container):
             ]
         )
         self.run_button.changed.connect(self._on_button)
+        self.scale.changed.connect(self._show_model)
+        self.weights.changed.connect(self._show_model)
+        self._show_model()
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_choices)
         self._refresh_choices()
+
+    def _show_model(self, _v: Any = None) -> None:
+        """Say which model will run and what its card measured."""
+        if self.params()["weights"]:
+            self.model_info.value = "model: the checkpoint above"
+            return
+        name = f"irn-x{self.scale.value}"
+        if weights_path(name) is None:
+            self.model_info.value = f"no bundled {name}: choose a checkpoint (weights)"
+            return
+        mean = card(name).get("metrics", {}).get("mean", {})
+        if mean:
+            self.model_info.value = f"{name}: held-out round trip {mean['irn_psnr_tau1']:.1f} dB (bicubic {mean['bicubic_psnr']:.1f} dB)"
+        else:
+            self.model_info.value = name
 
     def _image_choices(self, _w: Any = None) -> list[tuple[str, Image]]:
         return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image)]
