@@ -29,6 +29,7 @@ def test_roundtrip_then_up_in_the_viewer(make_napari_viewer, qtbot, ckpt):
     before = data.copy()
     widget.image.value = layer
     widget.weights.value = str(ckpt)
+    assert "checkpoint" in widget.model_info.value
     widget.samples.value = 2
     assert widget.run()
     qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
