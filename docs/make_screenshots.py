@@ -46,8 +46,8 @@ def main() -> None:
     widget.image.value = layer
     widget.task.value = "denoise"
     widget.noise.value = "poisson-gaussian"
-    widget.iterations.value = 400
-    widget.preview_every.value = 5
+    # The defaults: fast preset, stop automatically (at most 3000 steps).
+    widget.preview_every.value = 10
     wait(1000)  # let the window reach its final size before fitting the view
     viewer.reset_view()
     activity = getattr(viewer.window._qt_window, "_activity_dialog", None)

@@ -90,7 +90,7 @@ def test_inpaint_changes_only_masked_pixels(smooth_image):
 @pytest.mark.parametrize("scale", [2, 4])
 def test_sr_shape_and_consistency(smooth_image, scale):
     lr = smooth_image[:16, :20]
-    res = run(lr, task="sr", scale=scale, iterations=150)
+    res = run(lr, task="sr", scale=scale, iterations=150, preset="paper")  # no averaging: the last iterate
     hr = res.layers[0].data
     assert hr.shape == (16 * scale, 20 * scale)
     assert res.layers[0].zoom == scale and res.layers[0].suffix == f"dip_sr{scale}"
@@ -227,9 +227,16 @@ def test_auto_stopping_stops_and_records_the_step(smooth_image):
     )
     (stopped,), (chosen,) = res.metadata["stopped_at"], res.metadata["chosen_step"]
     assert stopped < res.metadata["config"]["iterations"]  # stopped before the preset's 3000 steps
-    assert chosen == stopped - 10 and chosen >= 5
+    assert chosen == stopped  # averaged output (EMA): the average where the fit stopped
     assert events[-1].step == events[-1].total  # the progress bar completes
     assert res.layers[0].data.shape == noisy.shape
+    # Without averaging (paper preset, inpainting): the iterate of lowest variance, `patience` back.
+    mask = np.zeros(noisy.shape, np.uint8)
+    mask[::3, ::3] = 1
+    params = {**TINY, "preset": "paper", "task": "inpaint", "iterations": "auto", "auto_window": 5}
+    res = drive(dip.run(noisy, {**params, "auto_patience": 10}, mask=mask, device="cpu"))
+    (stopped,), (chosen,) = res.metadata["stopped_at"], res.metadata["chosen_step"]
+    assert stopped < res.metadata["config"]["iterations"] and chosen == stopped - 10 and chosen >= 5
 
 
 def test_uncertainty_layer():

@@ -185,3 +185,20 @@ def test_auto_stop_checkbox_asks_for_auto_iterations(widget_and_viewer):
     assert widget.params()["iterations"] == "auto"
     widget.auto_stop.value = False
     assert widget.iterations.enabled and widget.params()["iterations"] == 200
+
+
+def test_large_image_is_tiled_and_the_widget_says_so(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    data = np.random.default_rng(5).random((560, 40)).astype(np.float32)  # taller than one 512 tile
+    layer = viewer.add_image(data, name="tall")
+    widget.image.value = layer
+    widget.iterations.value = 2
+    messages = []
+    widget.status.changed.connect(messages.append)
+    assert widget.run()
+    assert "in 2 tiles" in widget.status.value
+    _wait_idle(qtbot, widget, timeout=180_000)
+    out = viewer.layers["tall_dip_denoise"]
+    assert out.data.shape == data.shape and out.metadata["tiles"] == 2
+    assert any("tile 2/2" in m for m in messages)
+    assert "2 tiles of 512 px" in widget.status.value
