@@ -316,3 +316,17 @@ def test_tiled_fit_has_no_seams_and_keeps_layers():
     interior = np.delete(jumps, edges)
     assert jumps[edges].max() <= 1.5 * np.percentile(interior, 95)
     assert np.corrcoef(out.ravel(), clean.ravel())[0, 1] > 0.9  # and it is the image, not a blur of it
+
+
+def test_moving_window_variance_matches_a_direct_computation():
+    from napari_genprior.engines.dip import _MovingWindow
+
+    xs = torch.rand(37, 2, 5, 4)
+    win = _MovingWindow(10)
+    for k, x in enumerate(xs):
+        win.push(x)
+        if k in (3, 9, 36):  # part-filled, just full, after many evictions
+            last = xs[max(0, k - 9) : k + 1]
+            torch.testing.assert_close(
+                win.variance_map(), last.var(dim=0, unbiased=False), atol=1e-6, rtol=1e-5
+            )

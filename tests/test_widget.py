@@ -194,7 +194,8 @@ def test_large_image_is_tiled_and_the_widget_says_so(widget_and_viewer, qtbot):
     widget.image.value = layer
     widget.iterations.value = 2
     messages = []
-    widget.status.changed.connect(messages.append)
+    show = widget.runner.on_state
+    widget.runner.on_state = lambda running, msg: (messages.append(msg), show(running, msg))
     assert widget.run()
     assert "in 2 tiles" in widget.status.value
     _wait_idle(qtbot, widget, timeout=180_000)

@@ -268,17 +268,32 @@ class _PlaneFit:
 
 
 class _MovingWindow:
-    """The last ``size`` iterates on the device; their per-pixel variance (ES-WMV, uncertainty)."""
+    """The last ``size`` iterates on the device and their per-pixel variance (ES-WMV, uncertainty).
+
+    Running sums (float64) make each step O(pixels) rather than O(size × pixels).
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.buf: torch.Tensor | None = None
+        self.s1: torch.Tensor | None = None
+        self.s2: torch.Tensor | None = None
         self.count = 0
 
     def push(self, x: torch.Tensor) -> None:
+        x64 = x.to(torch.float64)
         if self.buf is None:
             self.buf = torch.empty((self.size, *x.shape), dtype=x.dtype, device=x.device)
-        self.buf[self.count % self.size] = x
+            self.s1 = torch.zeros_like(x64)
+            self.s2 = torch.zeros_like(x64)
+        k = self.count % self.size
+        if self.count >= self.size:
+            old = self.buf[k].to(torch.float64)
+            self.s1 -= old
+            self.s2 -= old * old
+        self.buf[k] = x
+        self.s1 += x64
+        self.s2 += x64 * x64
         self.count += 1
 
     @property
@@ -286,9 +301,10 @@ class _MovingWindow:
         return self.count >= self.size
 
     def variance_map(self) -> torch.Tensor:
-        """Per-pixel variance over the window, ``(C, H, W)``."""
+        """Per-pixel variance over the window, ``(C, H, W)``, float32."""
         n = min(self.count, self.size)
-        return self.buf[:n].var(dim=0, unbiased=False)
+        mean = self.s1 / n
+        return (self.s2 / n - mean * mean).clamp_min(0.0).to(torch.float32)
 
 
 def _fit_plane(
