@@ -231,19 +231,19 @@ def git_commit() -> str:
         return "unknown"
 
 
-def load_log() -> dict[str, dict[str, Any]]:
+def load_log(log: Path = LOG) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    if LOG.exists():
-        for line in LOG.read_text().splitlines():
+    if log.exists():
+        for line in log.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
                 rows[r["key"]] = r
     return rows
 
 
-def append_log(row: dict[str, Any]) -> None:
-    LOG.parent.mkdir(parents=True, exist_ok=True)
-    with LOG.open("a") as fh:
+def append_log(row: dict[str, Any], log: Path = LOG) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as fh:
         fh.write(json.dumps(row) + "\n")
 
 
@@ -284,13 +284,14 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="take rows with the same settings from the log")
     ap.add_argument("--memory", action="store_true", help="also measure peak memory at 2048²")
     ap.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
+    ap.add_argument("--log", type=Path, default=LOG, help=f"results log (default {LOG.relative_to(ROOT)})")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; rows are kept apart by device")
     args = ap.parse_args()
     size = 128 if args.quick else 256
     cap = 40 if args.quick else None
     images = ["camera", "fluorescence"] if args.quick else args.images.split(",")
     tasks, methods = args.tasks.split(","), args.methods.split(",")
-    log = load_log() if args.reuse else {}
+    log = load_log(args.log) if args.reuse else {}
     commit, today = git_commit(), dt.date.today().isoformat()
 
     cases = [c for t in tasks for i in images if (c := make_case(i, t, size)) is not None]
@@ -333,7 +334,7 @@ def main() -> None:
             )
             rows.append(row)
             if not args.quick:
-                append_log(row)
+                append_log(row, args.log)
 
     table, summary = report(rows, cases)
     text = f"{table}\n\n{summary}"
