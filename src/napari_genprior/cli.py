@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--preset",
             choices=list(dip.PRESETS),
             default="fast",
-            help="fast (default: 64 channels, bfloat16) or paper (the paper's settings, ~10× slower)",
+            help="fast (default: 32 channels, bfloat16) or paper (the paper's settings, ~10× slower per step)",
         )
         t.add_argument(
             "--tile-size",
@@ -383,8 +383,8 @@ def cmd_train_irn(args: argparse.Namespace) -> int:
         raise InputError(f"--data {args.data!r} is neither 'builtin' nor a folder of images")
     if args.patch % (2 * args.scale) or args.patch < 4 * args.scale:
         raise InputError(f"--patch must be a multiple of {2 * args.scale} and at least {4 * args.scale}")
-    if args.steps < 1 or args.batch < 1 or args.blocks < 1 or args.growth < 1:
-        raise InputError("--steps, --batch, --blocks and --growth must be at least 1")
+    if min(args.steps, args.batch, args.blocks, args.growth, args.val_every) < 1 or not args.lr > 0:
+        raise InputError("--steps, --batch, --blocks, --growth and --val-every must be at least 1; --lr > 0")
     cfg = IrnConfig(
         scale=args.scale,
         data=args.data,

@@ -38,6 +38,15 @@ def irn_inputs(layer: Any, mode: str, **params: Any) -> tuple[np.ndarray, dict[s
     p: dict[str, Any] = {"mode": mode, "channel_axis": -1 if layer.rgb else None, **params}
     if mode == "up":
         stored = (layer.metadata or {}).get("irn")
+        spatial = np.shape(layer.data)[-3:-1] if layer.rgb else np.shape(layer.data)[-2:]
+        s = int(stored["scale"]) if stored else 1
+        if stored and tuple(-(-int(n) // s) for n in stored["hr_shape"]) != tuple(spatial):
+            stored = None  # not the LR that `down` made (e.g. an HR result): its record does not apply
+        if not stored:
+            show_warning(
+                f"{layer.name!r} carries no record from IRN down: its own value range is used and the "
+                "result is LR size × scale. Use up on the *_irn_lr layer that down produced."
+            )
         if stored:
             if int(stored["scale"]) != int(p["scale"]):
                 raise InputError(
@@ -109,7 +118,10 @@ class IrnWidget(Container):
         if weights_path(name) is None:
             self.model_info.value = f"no bundled {name}: choose a checkpoint (weights)"
             return
-        mean = card(name).get("metrics", {}).get("mean", {})
+        try:
+            mean = card(name).get("metrics", {}).get("mean", {})
+        except KeyError:  # weights without a model card
+            mean = {}
         if mean:
             self.model_info.value = f"{name}: held-out round trip {mean['irn_psnr_tau1']:.1f} dB (bicubic {mean['bicubic_psnr']:.1f} dB)"
         else:

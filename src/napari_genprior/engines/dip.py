@@ -33,7 +33,9 @@ __all__ = [
     "DEFAULT_TILE",
     "PRESETS",
     "Tile",
+    "TileBlender",
     "tile_plan",
+    "tiles_for",
     "SCALES",
     "TASKS",
     "NOISE_MODELS",
@@ -216,7 +218,7 @@ class DIPParams:
             raise InputError(f"tile_size must be 0 (never tile) or at least 128 pixels, not {self.tile_size}")
         if self.tile_overlap < 8:
             raise InputError(f"tile_overlap must be at least 8 pixels, not {self.tile_overlap}")
-        if self.tile_size and self.tile_overlap * 2 > self.tile_size:
+        if self.tile_overlap * 2 > (DEFAULT_TILE if self.tile_size is None else self.tile_size or 10**9):
             raise InputError("tile_overlap must be at most half the tile size")
         if self.preview_every < 0:
             raise InputError("preview_every must be >= 0")
@@ -281,14 +283,14 @@ class _MovingWindow:
         self.count = 0
 
     def push(self, x: torch.Tensor) -> None:
-        x64 = x.to(torch.float64)
+        x64 = x.to(torch.float32 if x.device.type == "mps" else torch.float64)  # MPS has no float64
         if self.buf is None:
             self.buf = torch.empty((self.size, *x.shape), dtype=x.dtype, device=x.device)
             self.s1 = torch.zeros_like(x64)
             self.s2 = torch.zeros_like(x64)
         k = self.count % self.size
         if self.count >= self.size:
-            old = self.buf[k].to(torch.float64)
+            old = self.buf[k].to(x64.dtype)
             self.s1 -= old
             self.s2 -= old * old
         self.buf[k] = x

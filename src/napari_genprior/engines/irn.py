@@ -7,8 +7,8 @@
   images that ``down`` produced; it is **not** a general super-resolver for other small images.
 - ``roundtrip``: both, to check the quality on an image you have at full resolution.
 
-Bundled models (``irn-x2``, ``irn-x4``) are single-channel: multichannel and RGB data are rescaled
-channel by channel. ``weights`` may point to a checkpoint of ``napari-genprior train irn`` or to a
+Bundled models (``irn-x2``, ``irn-x4`` when present: ``napari-genprior models``) are
+single-channel: multichannel and RGB data are rescaled channel by channel. ``weights`` may point to a checkpoint of ``napari-genprior train irn`` or to a
 state dict in the official ``InvRescaleNet`` key layout (a 3-channel model is applied to RGB
 images jointly). Pure torch + numpy.
 """
@@ -93,7 +93,8 @@ class IRNParams:
             raise InputError(
                 f"tile_size must be 0 (never tile) or at least 32 LR pixels, not {self.tile_size}"
             )
-        if self.tile_overlap < 4 or (self.tile_size and 2 * self.tile_overlap > self.tile_size):
+        tile = DEFAULT_TILE if self.tile_size is None else self.tile_size or 10**9
+        if self.tile_overlap < 4 or 2 * self.tile_overlap > tile:
             raise InputError("tile_overlap must be at least 4 and at most half the tile size")
         if self.value_range is not None and not float(self.value_range[1]) > float(self.value_range[0]):
             raise InputError(f"value_range must be (low, high) with high > low, not {self.value_range}")

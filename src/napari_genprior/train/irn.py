@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.generators import EVAL_SEED_START
 from ..data.synthetic import fluorescence
 from ..nets.irn import InvRescaleNet
 
@@ -33,8 +32,11 @@ __all__ = [
     "TRAIN_IMAGES",
     "IrnConfig",
     "bicubic_down",
+    "build_net",
     "builtin_corpus",
+    "evaluate",
     "export_irn",
+    "losses",
     "held_out_images",
     "quantise",
     "train_irn",
@@ -126,8 +128,7 @@ def builtin_corpus() -> list[np.ndarray]:
     for name in TRAIN_IMAGES:
         a = getattr(skdata, name)()
         imgs.append(_grey(a[0] if isinstance(a, tuple) else a))  # stereo_motorcycle: (left, right, disparity)
-    imgs += [fluorescence((256, 256), seed=s) for s in range(N_FLUO_TRAIN)]
-    assert all(s < EVAL_SEED_START for s in range(N_FLUO_TRAIN))
+    imgs += [fluorescence((256, 256), seed=s) for s in range(N_FLUO_TRAIN)]  # seeds < EVAL_SEED_START
     return imgs
 
 
@@ -142,8 +143,12 @@ def _folder_corpus(path: Path) -> list[np.ndarray]:
     out = []
     for f in files:
         a = read_image(f)
-        if a.dtype.kind in "ui" and a.dtype.itemsize > 1:
-            a = a.astype(np.float32)  # 16-bit: scale by the image's own range
+        if (a.ndim == 3 and a.shape[-1] not in (3, 4)) or a.ndim > 3:
+            raise ValueError(
+                f"{f.name} has shape {a.shape}: give 2-D grey or RGB images (one plane per file)"
+            )
+        if a.dtype.kind == "f" or (a.dtype.kind in "ui" and a.dtype.itemsize > 1):
+            a = a.astype(np.float32)  # 16-bit and float: scale by the image's own range
             a = (a - a.min()) / max(float(a.max() - a.min()), 1e-12)
         out.append(_grey(a))
     return out
@@ -199,10 +204,13 @@ def losses(
 
 
 @torch.no_grad()
-def evaluate(net: InvRescaleNet, images: dict[str, np.ndarray], scale: int, tau: float = 1.0, seed: int = 0):
-    """Held-out PSNR (dB) of the round trip (8-bit LR, z ~ N(0, τ²)), of bicubic down+up, and of
-    the LR against the bicubic downscale: ``{name: (irn, bicubic, lr_vs_bicubic)}``."""
+def evaluate(
+    net: InvRescaleNet, images: dict[str, np.ndarray], scale: int, tau: float = 1.0, seed: int = 0
+) -> dict[str, tuple[float, float, float, float, float]]:
+    """Scores on grey images ``(H, W)`` in ``[0, 1]``: ``{name: (IRN round-trip PSNR, bicubic
+    down+up PSNR, LR-vs-bicubic-LR PSNR, IRN SSIM, bicubic SSIM)}``; 8-bit LR, z ~ N(0, τ²)."""
     from skimage.metrics import peak_signal_noise_ratio as psnr
+    from skimage.metrics import structural_similarity as ssim
 
     dev = next(net.parameters()).device
     g = torch.Generator(device=dev).manual_seed(seed)
@@ -212,20 +220,25 @@ def evaluate(net: InvRescaleNet, images: dict[str, np.ndarray], scale: int, tau:
         y = net(x)
         lr = torch.round(y[:, :1].clamp(0, 1) * 255) / 255
         z = tau * torch.randn(y[:, 1:].shape, generator=g, device=dev)
-        rec = net.inverse(torch.cat([lr, z], 1)).clamp(0, 1)
+        rec = net.inverse(torch.cat([lr, z], 1)).clamp(0, 1)[0, 0].cpu().numpy()
         bic_lr = torch.round(bicubic_down(x, scale).clamp(0, 1) * 255) / 255
         bic = F.interpolate(bic_lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+        bic = bic[0, 0].cpu().numpy()
+        target_lr = bicubic_down(x, scale)[0, 0].clamp(0, 1).cpu().numpy()
         out[name] = (
-            psnr(img, rec[0, 0].cpu().numpy(), data_range=1.0),
-            psnr(img, bic[0, 0].cpu().numpy(), data_range=1.0),
-            psnr(
-                bicubic_down(x, scale)[0, 0].clamp(0, 1).cpu().numpy(), lr[0, 0].cpu().numpy(), data_range=1.0
-            ),
+            psnr(img, rec, data_range=1.0),
+            psnr(img, bic, data_range=1.0),
+            psnr(target_lr, lr[0, 0].cpu().numpy(), data_range=1.0),
+            ssim(img, rec, data_range=1.0),
+            ssim(img, bic, data_range=1.0),
         )
     return out
 
 
 def build_net(cfg: IrnConfig) -> InvRescaleNet:
+    """The network a config describes (grey: ``cfg.channels`` must be 1)."""
+    if cfg.channels != 1:
+        raise ValueError("training supports grey (1-channel) networks; RGB data is converted to grey")
     levels = int(math.log2(cfg.scale))
     if 2**levels != cfg.scale or levels < 1:
         raise ValueError(f"scale must be 2, 4 or 8, not {cfg.scale}")
@@ -242,8 +255,13 @@ def train_irn(cfg: IrnConfig, device: str = "cpu", log: Callable[[str], None] = 
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step, history, wall = 0, [], 0.0
     if out.exists():
-        ck = torch.load(out, map_location=dev, weights_only=True)
-        saved = ck["config"]
+        try:
+            ck = torch.load(out, map_location=dev, weights_only=True)
+            saved = ck["config"]
+        except Exception as err:  # noqa: BLE001 - any unreadable file: say so, do not overwrite it
+            raise ValueError(
+                f"{out} exists but is not a training checkpoint ({err}); choose another --out"
+            ) from None
         for key in ("scale", "channels", "blocks", "growth"):
             if saved[key] != getattr(cfg, key):
                 raise ValueError(
@@ -324,8 +342,6 @@ def export_irn(ckpt: str | Path, out: str | Path, command: str = "") -> Path:
     """Write a bundle from a training checkpoint: ``out`` (``.pt``: ``{"model", "config"}``, no
     optimiser state) and the model card ``out`` with ``.json`` (data, command, steps, wall time,
     held-out PSNR/SSIM of the round trip with τ = 1 and τ = 0 against bicubic down+up)."""
-    from skimage.metrics import structural_similarity as ssim
-
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
     cfg = IrnConfig(**{k: v for k, v in ck["config"].items() if k in IrnConfig.__dataclass_fields__})
     net = build_net(cfg)
@@ -339,21 +355,17 @@ def export_irn(ckpt: str | Path, out: str | Path, command: str = "") -> Path:
     for tau in (1.0, 0.0):
         ev = evaluate(net, images, cfg.scale, tau=tau)
         rows[tau] = ev
-    per_image = {}
-    for name, img in images.items():
-        x = torch.from_numpy(img)[None, None]
-        with torch.no_grad():
-            bic_lr = torch.round(bicubic_down(x, cfg.scale).clamp(0, 1) * 255) / 255
-            bic = F.interpolate(bic_lr, scale_factor=cfg.scale, mode="bicubic", align_corners=False).clamp(
-                0, 1
-            )
-        per_image[name] = {
+    per_image = {
+        name: {
             "irn_psnr_tau1": round(rows[1.0][name][0], 2),
+            "irn_ssim_tau1": round(rows[1.0][name][3], 3),
             "irn_psnr_tau0": round(rows[0.0][name][0], 2),
             "bicubic_psnr": round(rows[1.0][name][1], 2),
-            "bicubic_ssim": round(float(ssim(img, bic[0, 0].numpy(), data_range=1.0)), 3),
+            "bicubic_ssim": round(rows[1.0][name][4], 3),
             "lr_vs_bicubic_psnr": round(rows[1.0][name][2], 2),
         }
+        for name in images
+    }
     mean = {
         k: round(float(np.mean([v[k] for v in per_image.values()])), 2)
         for k in next(iter(per_image.values()))
