@@ -56,3 +56,17 @@ def test_roundtrip_then_up_in_the_viewer(make_napari_viewer, qtbot, ckpt):
     n = len(viewer.layers)
     assert not widget.run()
     assert "×2" in widget.status.value and len(viewer.layers) == n
+
+
+def test_up_uses_the_record_of_down_only_on_the_lr_it_describes():
+    from napari.layers import Image
+
+    from napari_genprior._napari.irn_widget import irn_inputs
+
+    record = {"irn": {"scale": 2, "value_range": [100.0, 4000.0], "hr_shape": [41, 30]}}
+    lr = Image(np.zeros((21, 15), np.uint16), name="c_irn_lr", metadata=record)
+    _, p = irn_inputs(lr, "up", scale=2)
+    assert p["value_range"] == (100.0, 4000.0) and p["hr_shape"] == (41, 30)
+    hr = Image(np.zeros((41, 30), np.uint16), name="c_irn_hr", metadata=record)  # an HR result
+    _, p = irn_inputs(hr, "up", scale=2)
+    assert "value_range" not in p and "hr_shape" not in p
