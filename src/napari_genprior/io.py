@@ -9,7 +9,7 @@ import numpy as np
 
 from .engines.base import InputError
 
-__all__ = ["check_writable", "read_image", "read_metadata", "write_image"]
+__all__ = ["check_writable", "list_images", "read_image", "read_metadata", "write_image"]
 
 TIFF = (".tif", ".tiff")
 RASTER = (".png", ".jpg", ".jpeg")
@@ -22,6 +22,14 @@ def _suffix(path: Path) -> str:
             f"{path.name}: unsupported file type {s or '(none)'!r}; use .tif, .tiff, .png or .jpg"
         )
     return s
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The TIFF/PNG/JPEG files of ``folder``, sorted; ``ValueError`` if there are none."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in TIFF + RASTER)
+    if not files:
+        raise ValueError(f"no .tif/.png/.jpg images in {folder}")
+    return files
 
 
 def read_image(path: str | Path) -> np.ndarray:

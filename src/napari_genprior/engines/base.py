@@ -11,6 +11,7 @@ Pure torch + numpy: nothing here (or in any engine) imports napari or Qt.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,19 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 class InputError(ValueError):
     """Bad input from the user. The message says what is wrong and what to do."""
+
+
+def params_from(cls: type, params: Any, engine: str) -> Any:
+    """``params`` (an instance of the dataclass ``cls``, a dict of its fields, or ``None``) as a
+    ``cls``; unknown keys raise :class:`InputError` naming them."""
+    if params is None:
+        return cls()
+    if isinstance(params, cls):
+        return params
+    unknown = set(params) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise InputError(f"unknown {engine} parameter(s): {', '.join(sorted(unknown))}")
+    return cls(**params)
 
 
 class Cancelled(Exception):

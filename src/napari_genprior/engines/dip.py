@@ -25,7 +25,17 @@ from ..imaging import Normalizer, PlaneLayout, check_image, guess_channel_axis
 from ..nets.skip import SkipNet
 from ..physics.downsample import LanczosDownsampler
 from ..physics.noise import estimate_poisson_gaussian, gaussian_loss, poisson_gaussian_nll
-from .base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, resolve_device, seeded
+from .base import (
+    Cancelled,
+    EngineRun,
+    InputError,
+    OutputLayer,
+    Progress,
+    Result,
+    params_from,
+    resolve_device,
+    seeded,
+)
 from .tiling import Tile, TileBlender, tile_plan
 
 __all__ = [
@@ -183,15 +193,7 @@ class DIPParams:
 
     @classmethod
     def from_any(cls, params: DIPParams | dict[str, Any] | None) -> DIPParams:
-        if params is None:
-            return cls()
-        if isinstance(params, cls):
-            return params
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(params) - names
-        if unknown:
-            raise InputError(f"unknown DIP parameter(s): {', '.join(sorted(unknown))}")
-        return cls(**params)
+        return params_from(cls, params, "DIP")
 
     def validate(self) -> None:
         if self.task not in TASKS:

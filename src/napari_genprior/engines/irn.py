@@ -30,7 +30,7 @@ from .. import __version__
 from ..imaging import Normalizer, PlaneLayout, check_image, guess_channel_axis
 from ..models import weights_path
 from ..nets.irn import InvRescaleNet
-from .base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, resolve_device
+from .base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, params_from, resolve_device
 from .tiling import TileBlender, tile_plan
 
 __all__ = ["DEFAULT_TILE", "MODES", "SCALES", "IRNParams", "load_weights", "run"]
@@ -70,15 +70,7 @@ class IRNParams:
 
     @classmethod
     def from_any(cls, params: IRNParams | dict[str, Any] | None) -> IRNParams:
-        if params is None:
-            return cls()
-        if isinstance(params, cls):
-            return params
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(params) - names
-        if unknown:
-            raise InputError(f"unknown IRN parameter(s): {', '.join(sorted(unknown))}")
-        return cls(**params)
+        return params_from(cls, params, "IRN")
 
     def validate(self) -> None:
         if self.mode not in MODES:

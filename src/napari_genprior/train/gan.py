@@ -55,13 +55,9 @@ def _load_folder(path: Path, size: int) -> np.ndarray:
     ``(N, C, size, size)`` float32 in ``[0, 1]``; integers are scaled by their dtype's maximum."""
     from skimage.transform import resize
 
-    from ..io import read_image
+    from ..io import list_images, read_image
 
-    files = sorted(
-        p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-    )
-    if not files:
-        raise ValueError(f"no .tif/.png/.jpg images in {path}")
+    files = list_images(path)
     out = []
     for f in files:
         a = read_image(f)

@@ -133,13 +133,9 @@ def builtin_corpus() -> list[np.ndarray]:
 
 
 def _folder_corpus(path: Path) -> list[np.ndarray]:
-    from ..io import read_image
+    from ..io import list_images, read_image
 
-    files = sorted(
-        p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-    )
-    if not files:
-        raise ValueError(f"no .tif/.png/.jpg images in {path}")
+    files = list_images(path)
     out = []
     for f in files:
         a = read_image(f)
