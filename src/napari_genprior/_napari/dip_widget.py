@@ -13,7 +13,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from ..engines import dip
 from ..engines.base import DEVICES, InputError
-from .runner import EngineRunner
+from .runner import EngineRunner, RunControls
 
 __all__ = ["DipWidget", "dip_inputs"]
 
@@ -79,7 +79,7 @@ def dip_inputs(
     return DipInputs(data, m, {"task": task, "channel_axis": channel_axis, **params})
 
 
-class DipWidget(Container):
+class DipWidget(RunControls, Container):
     """Deep Image Prior: denoise, inpaint or super-resolve the selected image layer."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -181,16 +181,6 @@ class DipWidget(Container):
 
     # -- running ---------------------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        return self.runner.running
-
-    def _on_button(self, _v: Any = None) -> None:
-        if self.runner.running:
-            self.runner.cancel()
-        else:
-            self.run()
-
     def params(self) -> dict[str, Any]:
         """The engine parameters the widget's current values stand for."""
         p: dict[str, Any] = {
@@ -242,11 +232,3 @@ class DipWidget(Container):
             title += f" in {n_tiles} tiles"
         self.runner.start(gen, source=layer, title=title, zoom=zoom)
         return True
-
-    def cancel(self) -> None:
-        """Stop the current run; the viewer is left as it was before Run."""
-        self.runner.cancel()
-
-    def _set_state(self, running: bool, message: str) -> None:
-        self.run_button.text = "Cancel" if running else "Run"
-        self.status.value = message

@@ -13,7 +13,7 @@ from napari.utils.notifications import show_error, show_warning
 from ..engines import irn
 from ..engines.base import DEVICES, InputError
 from ..models import card, weights_path
-from .runner import EngineRunner
+from .runner import EngineRunner, RunControls
 
 __all__ = ["IrnWidget", "irn_inputs"]
 
@@ -57,7 +57,7 @@ def irn_inputs(layer: Any, mode: str, **params: Any) -> tuple[np.ndarray, dict[s
     return np.asarray(layer.data), p
 
 
-class IrnWidget(Container):
+class IrnWidget(RunControls, Container):
     """Invertible Image Rescaling: down (HR → LR), up (LR → HR) or a round trip of the selected layer."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -135,16 +135,6 @@ class IrnWidget(Container):
         if self.image.value is None and self.image.choices:
             self.image.value = self.image.choices[-1]
 
-    @property
-    def running(self) -> bool:
-        return self.runner.running
-
-    def _on_button(self, _v: Any = None) -> None:
-        if self.runner.running:
-            self.runner.cancel()
-        else:
-            self.run()
-
     def params(self) -> dict[str, Any]:
         """The engine parameters the widget's current values stand for."""
         w = str(self.weights.value) if self.weights.value else ""
@@ -172,11 +162,3 @@ class IrnWidget(Container):
         zoom = {"down": 1.0 / s, "up": float(s), "roundtrip": 1.0}[self.mode.value]
         self.runner.start(gen, source=self.image.value, title=f"IRN {self.mode.value} ×{s}", zoom=zoom)
         return True
-
-    def cancel(self) -> None:
-        """Stop the current run; the viewer is left as it was before Run."""
-        self.runner.cancel()
-
-    def _set_state(self, running: bool, message: str) -> None:
-        self.run_button.text = "Cancel" if running else "Run"
-        self.status.value = message

@@ -16,7 +16,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..engines.base import Cancelled, EngineRun, Progress, Result, output_geometry
 
-__all__ = ["EngineRunner", "result_layers"]
+__all__ = ["EngineRunner", "RunControls", "result_layers"]
 
 
 def result_layers(result: Result, source: Image) -> list[Layer]:
@@ -211,3 +211,31 @@ class EngineRunner:
         if self._preview is not None and self._preview in self.viewer.layers:
             self.viewer.layers.remove(self._preview)
         self._preview = None
+
+
+class RunControls:
+    """Run/Cancel button and status line shared by the engine widgets.
+
+    The widget provides ``runner`` (an :class:`EngineRunner` created with ``self._set_state``),
+    ``run_button``, ``status`` and ``run()``.
+    """
+
+    runner: EngineRunner
+
+    @property
+    def running(self) -> bool:
+        return self.runner.running
+
+    def _on_button(self, _v: Any = None) -> None:
+        if self.runner.running:
+            self.runner.cancel()
+        else:
+            self.run()
+
+    def cancel(self) -> None:
+        """Stop the current run; the viewer is left as it was before Run."""
+        self.runner.cancel()
+
+    def _set_state(self, running: bool, message: str) -> None:
+        self.run_button.text = "Cancel" if running else "Run"
+        self.status.value = message
