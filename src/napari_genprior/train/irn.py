@@ -1,7 +1,7 @@
 """Train an Invertible Image Rescaling network (Xiao et al., ECCV 2020) for ×2 or ×4.
 
-Losses of the paper: ``λ_fit·MSE(LR, bicubic(HR))`` keeps the LR a good thumbnail,
-``λ_ce·mean(z²)`` pushes the latent towards N(0, 1), and ``λ_rec·Charbonnier(HR, inverse(Q(LR), ẑ))``
+Losses of the paper: ``λ_fit·Σ(LR − bicubic(HR))²`` keeps the LR a good thumbnail,
+``λ_ce·Σz²`` pushes the latent towards N(0, 1), and ``λ_rec·Charbonnier(HR, inverse(Q(LR), ẑ))``
 with ``ẑ ~ N(0, τ²)`` and ``Q`` rounding to 8 bits (straight-through gradient) teaches the
 inverse to restore what the LR, as stored, keeps. ``τ`` ramps from 0 to 1 over the first
 ``tau_ramp`` steps so the network first learns to hide detail in the LR and then to ignore z.
@@ -185,17 +185,22 @@ def _lr(cfg: IrnConfig, step: int) -> float:
 def losses(
     net: InvRescaleNet, hr: torch.Tensor, scale: int, tau: float, generator: torch.Generator | None = None
 ) -> dict[str, torch.Tensor]:
-    """The three training losses for a batch ``hr`` ``(B, C, H, W)`` in ``[0, 1]``."""
+    """The three training losses for a batch ``hr`` ``(B, C, H, W)`` in ``[0, 1]``.
+
+    As in the paper each loss is a sum over its own elements (LR pixels, latent entries, HR
+    pixels), here divided by the number of HR values ``B·C·H·W`` so that the λs weigh them as the
+    paper does while the total stays O(1)."""
     c = hr.shape[1]
     y = net(hr)
     lr, z = y[:, :c], y[:, c:]
-    fit = F.mse_loss(lr, bicubic_down(hr, scale))
-    ce = z.pow(2).mean()
+    n = hr.numel()
+    fit = (lr - bicubic_down(hr, scale)).pow(2).sum() / n
+    ce = z.pow(2).sum() / n
     z_hat = (
         tau * torch.randn(z.shape, generator=generator, device=z.device) if tau > 0 else torch.zeros_like(z)
     )
     rec = net.inverse(torch.cat([quantise(lr), z_hat], 1))
-    charb = torch.sqrt((rec - hr) ** 2 + 1e-6).mean()
+    charb = torch.sqrt((rec - hr) ** 2 + 1e-6).sum() / n
     return {"fit": fit, "ce": ce, "rec": charb}
 
 
@@ -301,6 +306,10 @@ def train_irn(cfg: IrnConfig, device: str = "cpu", log: Callable[[str], None] = 
         hr = torch.from_numpy(_patches(imgs, cfg.batch, cfg.patch, rng)).to(dev)
         ls = losses(net, hr, cfg.scale, tau, gen)
         loss = lam_fit * ls["fit"] + lam_rec * ls["rec"] + lam_ce * ls["ce"]
+        if not torch.isfinite(loss):  # a rare bad batch must not poison hours of training
+            log(f"step {step}: non-finite loss, batch skipped")
+            rng = np.random.default_rng(cfg.seed + step + 7919)
+            continue
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
