@@ -5,6 +5,8 @@
     napari-genprior dip sr IN --scale {2,4,8} -o OUT
     napari-genprior irn {down,up,roundtrip} IN -o OUT --scale {2,4} [--weights PATH] [--samples K]
     napari-genprior models
+    napari-genprior sample MODEL -n 16 -o grid.png [--truncation T] [--seed S]
+    napari-genprior synth {albedo,shading,scene,nuclei,illumination} -n N --size S -o DIR
     napari-genprior train {gan,irn} …
     napari-genprior demo -o DIR
 
@@ -165,6 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the bundled models with their model cards")
 
+    sp = sub.add_parser(
+        "sample",
+        help="draw samples from a GAN prior (bundled name or checkpoint) into a PNG grid or a TIFF stack",
+    )
+    sp.add_argument("model", help="bundled prior name (see 'models') or a checkpoint path")
+    sp.add_argument("-n", type=int, default=16, help="number of samples (default 16)")
+    sp.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help=".png/.jpg: one grid image; .tif: a stack (N, H, W[, C])",
+    )
+    sp.add_argument("--truncation", type=float, default=1.0, help="0–1; < 1 gives more typical samples")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--device", default="auto")
+
     syn = sub.add_parser("synth", help="write seeded synthetic images (training/evaluation data)")
     syn.add_argument("domain", choices=["albedo", "shading", "scene", "nuclei", "illumination"])
     syn.add_argument("-n", type=int, default=16, help="number of images (default 16)")
@@ -187,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--augment", action="store_true", help="differentiable augmentation (small data sets)")
     tg.add_argument("--pool", type=int, default=2000, help="synthetic images drawn once (training seeds)")
     tg.add_argument("--sample-every", type=int, default=500)
+    tg.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="when done, write the EMA generator (float16) to this .pt and its model card (.json) beside it",
+    )
+    tg.add_argument(
+        "--grid", type=Path, default=None, help="with --export: also write a 4×4 sample grid PNG here"
+    )
     tg.add_argument("--seed", type=int, default=0)
     tg.add_argument("--device", default="auto")
 
@@ -371,7 +399,45 @@ def cmd_train(args: argparse.Namespace) -> int:
         sample_every=args.sample_every,
         seed=args.seed,
     )
-    train_gan(cfg, device=str(resolve_device(args.device)))
+    ckpt = train_gan(cfg, device=str(resolve_device(args.device)))
+    if args.export:
+        from .train.gan import export_gan
+
+        command = "napari-genprior " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+        out = export_gan(ckpt, args.export, command=command, grid_png=args.grid)
+        print(f"exported {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .engines.base import resolve_device
+    from .engines.prior import load_prior, sample_prior
+    from .io import check_writable, write_image
+
+    if args.n < 1 or not 0 <= args.truncation <= 1:
+        raise InputError("-n must be >= 1 and --truncation within 0–1")
+    suffix = args.output.suffix.lower()
+    if suffix not in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        raise InputError("-o must end in .png/.jpg (a grid) or .tif/.tiff (a stack)")
+    stack = suffix in (".tif", ".tiff")
+    check_writable(args.output, np.dtype(np.float32 if stack else np.uint8))
+    try:
+        gen = load_prior(args.model, device=resolve_device(args.device))
+    except (FileNotFoundError, ValueError) as err:
+        raise InputError(str(err)) from None
+    x = sample_prior(gen, args.n, seed=args.seed, truncation=args.truncation)
+    if stack:
+        write_image(args.output, x)
+    else:
+        import imageio.v3 as iio
+        import torch
+
+        from .train.gan import _grid
+
+        t = torch.from_numpy(x if x.ndim == 4 else x[..., None]).permute(0, 3, 1, 2) * 2 - 1
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(args.output, _grid(t, int(np.ceil(np.sqrt(args.n)))))
+    print(f"wrote {args.n} samples of {args.model} to {args.output}")
     return 0
 
 
@@ -508,6 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_models(args)
         if args.command == "synth":
             return cmd_synth(args)
+        if args.command == "sample":
+            return cmd_sample(args)
         if args.command == "train":
             return cmd_train(args)
     except SystemExit as exit_:
