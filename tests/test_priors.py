@@ -89,3 +89,17 @@ def test_sample_command_grid_and_stack(tiny_ckpt, tmp_path, capsys):
     assert main(["sample", "nope", "-o", str(tmp_path / "x.png")]) == 2
     assert "neither a bundled prior" in capsys.readouterr().err
     assert main(["sample", str(tiny_ckpt), "-o", str(tmp_path / "x.bmp")]) == 2
+
+
+def test_prior_sample_data_from_a_bundled_prior(tiny_ckpt, tmp_path, monkeypatch, capsys):
+    import napari_genprior.models as models
+    from napari_genprior.data.samples import prior_samples
+
+    export_gan(tiny_ckpt, tmp_path / "tiny.pt", n_eval=16)
+    monkeypatch.setattr(models, "MODEL_DIR", tmp_path)
+    assert any(m["name"] == "tiny" and m["task"] == "gan-prior" for m in models.list_models())
+    ((x, meta, kind),) = prior_samples("tiny", n=4, seed=2)
+    assert kind == "image" and x.shape == (4, 16, 16) and meta["name"] == "tiny_prior_samples"
+    assert meta["metadata"]["prior"] == "tiny" and "StyleGAN2" in meta["metadata"]["model_card"]
+    assert main(["models"]) == 0
+    assert "tiny: StyleGAN2 prior 'shading'" in capsys.readouterr().out

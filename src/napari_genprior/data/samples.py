@@ -10,7 +10,15 @@ from skimage import transform
 
 from .synthetic import fluorescence, poisson_gaussian_noise
 
-__all__ = ["astronaut_noisy", "camera_missing", "fluorescence_sample"]
+__all__ = [
+    "albedo_prior_samples",
+    "astronaut_noisy",
+    "camera_missing",
+    "fluorescence_sample",
+    "nuclei_prior_samples",
+    "prior_samples",
+    "shading_prior_samples",
+]
 
 LayerData = tuple[np.ndarray, dict[str, Any], str]
 
@@ -65,3 +73,32 @@ def camera_missing() -> list[LayerData]:
         (damaged, {"name": "camera_damaged"}, "image"),
         (mask, {"name": "camera_missing", "opacity": 0.4}, "labels"),
     ]
+
+
+def prior_samples(name: str, n: int = 16, seed: int = 0) -> list[LayerData]:
+    """``n`` samples of a bundled GAN prior as one stack layer ``(n, S, S)`` or ``(n, S, S, 3)``
+    float32 in ``[0, 1]``; scroll the first axis to browse them."""
+    from ..engines.prior import load_prior, sample_prior
+    from ..models import card
+
+    x = sample_prior(load_prior(name), n, seed=seed)
+    meta = {"prior": name, "seed": seed, "model_card": card(name).get("summary", "")}
+    kw = {"name": f"{name}_prior_samples", "metadata": meta, "contrast_limits": [0.0, 1.0]}
+    if x.ndim == 4:
+        kw["rgb"] = True
+    return [(x, kw, "image")]
+
+
+def albedo_prior_samples() -> list[LayerData]:
+    """16 samples of the bundled ``albedo`` prior (colour, 64×64)."""
+    return prior_samples("albedo")
+
+
+def shading_prior_samples() -> list[LayerData]:
+    """16 samples of the bundled ``shading`` prior (grey, 64×64)."""
+    return prior_samples("shading")
+
+
+def nuclei_prior_samples() -> list[LayerData]:
+    """16 samples of the bundled ``nuclei`` prior (fluorescence, 128×128)."""
+    return prior_samples("nuclei")
