@@ -22,6 +22,7 @@ def test_two_steps_then_resume(tmp_path):
         ckpt_every=1,
         r1_every=1,
         augment=True,
+        amp=True,
     )
     logs = []
     path = train_gan(cfg, log=logs.append)

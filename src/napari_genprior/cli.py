@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--style-dim", type=int, default=128)
     tg.add_argument("--max-channels", type=int, default=128)
     tg.add_argument("--augment", action="store_true", help="differentiable augmentation (small data sets)")
+    tg.add_argument(
+        "--amp", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)"
+    )
     tg.add_argument("--pool", type=int, default=2000, help="synthetic images drawn once (training seeds)")
     tg.add_argument("--sample-every", type=int, default=500)
     tg.add_argument(
@@ -395,6 +398,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         style_dim=args.style_dim,
         max_channels=args.max_channels,
         augment=args.augment,
+        amp=args.amp,
         pool=args.pool,
         sample_every=args.sample_every,
         seed=args.seed,

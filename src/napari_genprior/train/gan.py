@@ -43,6 +43,7 @@ class GanConfig:
     r1_every: int = 16
     ema_kimg: float = 5.0  # EMA half-life in thousands of images
     augment: bool = False
+    amp: bool = False  # bfloat16 autocast for the G and D passes (R1 stays float32)
     pool: int = 2000  # synthetic domains: images drawn once (seeds 0 … pool-1) and reused
     sample_every: int = 500
     ckpt_every: int = 200
@@ -166,6 +167,11 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
     rng = torch.Generator().manual_seed(cfg.seed + step)
     fixed_z = torch.randn(16, cfg.style_dim, generator=torch.Generator().manual_seed(1234)).to(device)
     aug = (lambda x: diff_augment(x, rng)) if cfg.augment else (lambda x: x)
+    dev_type = torch.device(device).type
+
+    def amp() -> torch.autocast:
+        return torch.autocast(dev_type, dtype=torch.bfloat16, enabled=cfg.amp)
+
     logf = out.with_suffix(".log.jsonl")
     t0 = t_last = t_step = time.perf_counter()
 
@@ -194,8 +200,10 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
             real = real.flip(3)
         # Discriminator
         z = torch.randn(cfg.batch, cfg.style_dim, generator=rng).to(device)
-        fake = g(z, noise="random").detach()
-        loss_d = F.softplus(d(aug(fake))).mean() + F.softplus(-d(aug(real))).mean()
+        with amp():
+            fake = g(z, noise="random").detach()
+            logits_fake, logits_real = d(aug(fake)).float(), d(aug(real)).float()
+        loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -208,7 +216,9 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
             opt_d.step()
         # Generator
         z = torch.randn(cfg.batch, cfg.style_dim, generator=rng).to(device)
-        loss_g = F.softplus(-d(aug(g(z, noise="random")))).mean()
+        with amp():
+            logits = d(aug(g(z, noise="random"))).float()
+        loss_g = F.softplus(-logits).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
