@@ -1,0 +1,125 @@
+"""GAN prior benchmark: training speed at the bundled configurations (float32 vs bfloat16 autocast)
+and the fidelity figures of the bundled priors from their model cards.
+
+    python benchmarks/gan_bench.py [--steps 6] [--repeats 3] [--no-write]
+
+Speed: one training step = a discriminator step (with the lazy R1 penalty amortised as in
+training) and a generator step, measured on the training command's own loop (``train_gan``); the
+time of building the data pool and the models is excluded. Median over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import machine, markdown_table, write_section  # noqa: E402
+from napari_genprior.models import list_models  # noqa: E402
+from napari_genprior.train.gan import GanConfig, _dataset, build_models, train_gan  # noqa: E402
+
+#: (name, domain, size, max_channels, batch) of the bundled priors.
+CONFIGS = [
+    ("shading", "shading", 64, 64, 8),
+    ("albedo", "albedo", 64, 64, 8),
+    ("nuclei", "nuclei", 128, 64, 8),
+]
+
+
+def seconds_per_step(domain: str, size: int, channels: int, batch: int, amp: bool, steps: int) -> float:
+    """Wall seconds per training step (setup excluded)."""
+    with tempfile.TemporaryDirectory() as d:
+        cfg = GanConfig(
+            data=domain,
+            out=str(Path(d) / "g.pt"),
+            size=size,
+            steps=2,
+            batch=batch,
+            max_channels=channels,
+            pool=32,
+            amp=amp,
+            sample_every=10**9,
+            ckpt_every=10**9,
+        )
+        train_gan(cfg, log=lambda _m: None)  # warm-up (and a checkpoint to resume from)
+        t = time.perf_counter()
+        data = _dataset(cfg)
+        build_models(cfg, data.shape[1])
+        setup = time.perf_counter() - t
+        cfg.steps = 2 + steps
+        t = time.perf_counter()
+        train_gan(cfg, log=lambda _m: None)
+        return (time.perf_counter() - t - setup) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    for name, domain, size, ch, batch in CONFIGS:
+        cells = []
+        for amp in (False, True):
+            ts = [seconds_per_step(domain, size, ch, batch, amp, args.steps) for _ in range(args.repeats)]
+            cells.append(statistics.median(ts))
+        rows.append(
+            [
+                name,
+                f"{size}×{size}",
+                ch,
+                batch,
+                f"{cells[0]:.2f} s ({1 / cells[0]:.2f} it/s)",
+                f"{cells[1]:.2f} s ({1 / cells[1]:.2f} it/s)",
+                f"{cells[0] / cells[1]:.2f}×",
+            ]
+        )
+        print(rows[-1], flush=True)
+    speed = markdown_table(
+        ["prior", "size", "max channels", "batch", "float32 per step", "bf16 autocast per step", "speed-up"],
+        rows,
+    )
+    fid = []
+    for m in list_models():
+        if m.get("task") != "gan-prior":
+            continue
+        mean = m["metrics"]["mean"]
+        fid.append(
+            [
+                m["name"],
+                f"{m['size']}×{m['size']}",
+                m["steps"],
+                m["wall_time"],
+                mean["prior"],
+                mean["baseline_blurred_noise"],
+                mean.get("real_vs_real", "-"),
+            ]
+        )
+    fid_table = markdown_table(
+        ["prior", "size", "steps", "wall time", "SWD prior", "SWD blurred noise", "SWD real vs real"], fid
+    )
+    print(speed + "\n\n" + fid_table)
+    if args.no_write:
+        return
+    body = (
+        "## GAN priors: training speed and fidelity (benchmarks/gan_bench.py)\n\n"
+        f"Training speed of `napari-genprior train gan` at the bundled priors' settings, median of "
+        f"{args.repeats} × {args.steps} steps. Machine: {machine()}.\n\n{speed}\n\n"
+        "Fidelity of the bundled priors (from their model cards): SWD ×1000 of 7×7 Laplacian-pyramid "
+        "patches against held-out real images (evaluation seeds); smaller is closer. 'Blurred noise' is "
+        "the trivial baseline, 'real vs real' two independent draws of the real data (the floor).\n\n"
+        f"{fid_table if fid else '(no bundled priors yet)'}\n"
+    )
+    write_section("gan_bench", body)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()
