@@ -88,3 +88,15 @@ def test_loads_stylegan2_pytorch_layout():
     g2 = Generator.from_state_dict(ckpt)
     assert g2.size == 8 and g2.style_dim == 32 and g2.channels == {4: 32, 8: 32}
     torch.testing.assert_close(g2.input.input, g.input.input + 0.01)
+
+
+def test_tapered_channels_build_matching_generator_and_discriminator():
+    from napari_genprior.nets.stylegan2 import Discriminator, tapered_channels
+
+    ch = tapered_channels(64, 2048, 128)
+    assert ch == {4: 128, 8: 128, 16: 128, 32: 64, 64: 32}
+    g = Generator(size=64, style_dim=16, n_mlp=1, image_channels=1, channels=ch)
+    d = Discriminator(size=64, image_channels=1, channels=ch)
+    x = g(torch.randn(2, 16))
+    assert x.shape == (2, 1, 64, 64) and d(x).shape == (2, 1)
+    assert Generator.from_state_dict(g.state_dict()).channels == ch

@@ -203,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--batch", type=int, default=16)
     tg.add_argument("--style-dim", type=int, default=128)
     tg.add_argument("--max-channels", type=int, default=128)
+    tg.add_argument(
+        "--channel-base",
+        type=int,
+        default=0,
+        help="> 0: channels = min(max, base / resolution), halving per doubling (e.g. 4096); 0: max everywhere",
+    )
     tg.add_argument("--augment", action="store_true", help="differentiable augmentation (small data sets)")
     tg.add_argument(
         "--amp", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)"
@@ -397,6 +403,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch=args.batch,
         style_dim=args.style_dim,
         max_channels=args.max_channels,
+        channel_base=args.channel_base,
         augment=args.augment,
         amp=args.amp,
         pool=args.pool,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Discriminator", "Generator", "upfirdn2d"]
+__all__ = ["Discriminator", "Generator", "default_channels", "tapered_channels", "upfirdn2d"]
 
 SQRT2 = math.sqrt(2.0)
 
@@ -210,6 +210,17 @@ class ToRGB(nn.Module):
         return out
 
 
+def tapered_channels(
+    size: int, channel_base: int, max_channels: int, min_channels: int = 8
+) -> dict[int, int]:
+    """Channels halving with each doubling of resolution: ``min(max, channel_base // res)`` (at least
+    ``min_channels``), so every resolution costs about the same compute (cheap high-res layers)."""
+    return {
+        2**i: max(min_channels, min(max_channels, channel_base // 2**i))
+        for i in range(2, int(math.log2(size)) + 1)
+    }
+
+
 def default_channels(size: int, channel_multiplier: int = 2, max_channels: int = 512) -> dict[int, int]:
     """Channels per resolution as in StyleGAN2, capped at ``max_channels`` (small models: 64–128)."""
     base = {
@@ -390,10 +401,15 @@ class Discriminator(nn.Module):
     """Residual StyleGAN2 discriminator with minibatch standard deviation: ``(B, C, S, S) → (B, 1)``."""
 
     def __init__(
-        self, size: int = 64, channel_multiplier: int = 2, max_channels: int = 512, image_channels: int = 3
+        self,
+        size: int = 64,
+        channel_multiplier: int = 2,
+        max_channels: int = 512,
+        image_channels: int = 3,
+        channels: dict[int, int] | None = None,
     ) -> None:
         super().__init__()
-        ch = default_channels(size, channel_multiplier, max_channels)
+        ch = dict(channels) if channels else default_channels(size, channel_multiplier, max_channels)
         log_size = int(math.log2(size))
         convs: list[nn.Module] = [ConvLayer(image_channels, ch[size], 1)]
         c_in = ch[size]

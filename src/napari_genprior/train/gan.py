@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.generators import DOMAINS, EVAL_SEED_START
-from ..nets.stylegan2 import Discriminator, Generator
+from ..nets.stylegan2 import Discriminator, Generator, tapered_channels
 
 __all__ = ["GanConfig", "diff_augment", "export_gan", "train_gan"]
 
@@ -38,6 +38,7 @@ class GanConfig:
     style_dim: int = 128
     n_mlp: int = 4
     max_channels: int = 128
+    channel_base: int = 0  # > 0: channels min(max_channels, channel_base / resolution) (cheap high res)
     lr: float = 0.002
     r1_gamma: float = 1.0
     r1_every: int = 16
@@ -132,6 +133,8 @@ def _grid(images: torch.Tensor, nrow: int) -> np.ndarray:
 
 def build_models(cfg: GanConfig, channels: int) -> tuple[Generator, Discriminator, Generator]:
     kw = dict(size=cfg.size, max_channels=cfg.max_channels, image_channels=channels)
+    if cfg.channel_base > 0:
+        kw["channels"] = tapered_channels(cfg.size, cfg.channel_base, cfg.max_channels)
     g = Generator(style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, **kw)
     d = Discriminator(**kw)
     g_ema = Generator(style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, **kw)
