@@ -173,7 +173,7 @@ def test_cli_down_then_up_uses_the_stored_metadata(tmp_path, identity_ckpt, caps
 def test_train_resume_export_and_load(tmp_path, capsys):
     out, bundle = tmp_path / "run.pt", tmp_path / "bundle" / "mine-x2.pt"
     args = ["train", "irn", "--scale", "2", "--out", str(out), "--batch", "2", "--patch", "32"]
-    args += ["--blocks", "1", "--growth", "8", "--val-every", "2"]
+    args += ["--blocks", "1", "--growth", "8", "--val-every", "2", "--tau-ramp", "2"]
     assert main([*args, "--steps", "2"]) == 0
     assert main([*args, "--steps", "4", "--export", str(bundle)]) == 0
     text = capsys.readouterr().out
@@ -183,8 +183,16 @@ def test_train_resume_export_and_load(tmp_path, capsys):
     card = json.loads(bundle.with_suffix(".json").read_text())
     assert card["steps"] == 4 and card["scale"] == 2 and "camera" in card["held_out"]
     assert set(card["metrics"]["mean"]) >= {"irn_psnr_tau1", "bicubic_psnr", "lr_vs_bicubic_psnr"}
+    assert card["recommended_tau"] in (0.0, 1.0) and card["final_train_tau"] == 1.0
     net, info = irn.load_weights(bundle)
     assert info["scale"] == 2 and info["blocks"] == 1
+    # without tau, `up` uses the card's recommendation; an explicit tau wins
+    card["recommended_tau"] = 0.0
+    bundle.with_suffix(".json").write_text(json.dumps(card))
+    img = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    assert drive(irn.run(img, {"weights": str(bundle)})).metadata["tau"] == 0.0
+    assert drive(irn.run(img, {"weights": str(bundle), "tau": 0.5})).metadata["tau"] == 0.5
+    assert irn.recommended_tau(out) == 1.0  # no card beside a training checkpoint: the paper's τ
     assert main(["train", "irn", "--scale", "4", "--out", str(out), "--steps", "1", "--patch", "32"]) == 2
     assert "scale=2" in capsys.readouterr().err  # resuming with another architecture is refused
 

@@ -142,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--weights", type=Path, default=None, help="checkpoint instead of the bundled model")
         t.add_argument("--samples", type=int, default=1, help="draws of z; >= 2 with --uncertainty")
         t.add_argument(
-            "--tau", type=float, default=1.0, help="std of the sampled latent (default 1, as the paper)"
+            "--tau",
+            type=float,
+            default=None,
+            help="std of the sampled latent (1 as the paper, 0 = mean latent); default: the model card's "
+            "recommended value (bundled models: see `napari-genprior models`), else 1",
         )
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--device", default="auto")
@@ -237,7 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--blocks", type=int, default=8, help="coupling blocks per ×2 level (paper: 8)")
     ti.add_argument("--growth", type=int, default=32, help="dense-block growth (paper: 32)")
     ti.add_argument("--lr", type=float, default=2e-4)
-    ti.add_argument("--tau-ramp", type=int, default=0, help="steps over which τ rises 0 → 1")
+    ti.add_argument("--tau-ramp", type=int, default=0, help="steps over which τ rises 0 → --train-tau")
+    ti.add_argument(
+        "--train-tau",
+        type=float,
+        default=1.0,
+        help="std of the z the inverse sees in training (paper: 1; 0 trains for the mean latent only)",
+    )
     ti.add_argument("--val-every", type=int, default=250)
     ti.add_argument(
         "--export",
@@ -462,6 +472,8 @@ def cmd_train_irn(args: argparse.Namespace) -> int:
         raise InputError(f"--patch must be a multiple of {2 * args.scale} and at least {4 * args.scale}")
     if min(args.steps, args.batch, args.blocks, args.growth, args.val_every) < 1 or not args.lr > 0:
         raise InputError("--steps, --batch, --blocks, --growth and --val-every must be at least 1; --lr > 0")
+    if not args.train_tau >= 0:
+        raise InputError("--train-tau must be >= 0")
     cfg = IrnConfig(
         scale=args.scale,
         data=args.data,
@@ -473,6 +485,7 @@ def cmd_train_irn(args: argparse.Namespace) -> int:
         growth=args.growth,
         lr=args.lr,
         tau_ramp=args.tau_ramp,
+        train_tau=args.train_tau,
         val_every=args.val_every,
         seed=args.seed,
     )

@@ -79,7 +79,14 @@ class IrnWidget(RunControls, Container):
         self.samples = SpinBox(
             label="samples", min=1, max=64, value=1, tooltip="draws of z; 2 or more add an uncertainty layer"
         )
-        self.tau = FloatSpinBox(label="tau", min=0.0, max=2.0, step=0.1, value=1.0, tooltip="std of z")
+        self.tau = FloatSpinBox(
+            label="tau",
+            min=0.0,
+            max=2.0,
+            step=0.1,
+            value=1.0,
+            tooltip="std of the sampled z: 1 as in the paper, 0 = the mean latent; set from the model card",
+        )
         self.model_info = Label(value="")
         self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
@@ -110,20 +117,29 @@ class IrnWidget(RunControls, Container):
         self._refresh_choices()
 
     def _show_model(self, _v: Any = None) -> None:
-        """Say which model will run and what its card measured."""
-        if self.params()["weights"]:
+        """Say which model will run and what its card measured; set τ to the card's recommendation."""
+        w = self.params()["weights"]
+        if w:
             self.model_info.value = "model: the checkpoint above"
+            self.tau.value = irn.recommended_tau(w)
             return
         name = f"irn-x{self.scale.value}"
-        if weights_path(name) is None:
+        path = weights_path(name)
+        if path is None:
             self.model_info.value = f"no bundled {name}: choose a checkpoint (weights)"
             return
+        tau = irn.recommended_tau(path)
+        self.tau.value = tau
         try:
             mean = card(name).get("metrics", {}).get("mean", {})
         except KeyError:  # weights without a model card
             mean = {}
-        if mean:
-            self.model_info.value = f"{name}: held-out round trip {mean['irn_psnr_tau1']:.1f} dB (bicubic {mean['bicubic_psnr']:.1f} dB)"
+        key = "irn_psnr_tau0" if tau == 0 else "irn_psnr_tau1"
+        if key in mean:
+            self.model_info.value = (
+                f"{name}: held-out round trip {mean[key]:.1f} dB at tau={tau:g} "
+                f"(bicubic {mean['bicubic_psnr']:.1f} dB)"
+            )
         else:
             self.model_info.value = name
 

@@ -16,6 +16,7 @@ images jointly). Pure torch + numpy.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable, Generator
@@ -33,7 +34,7 @@ from ..nets.irn import InvRescaleNet
 from .base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, params_from, resolve_device
 from .tiling import TileBlender, tile_plan
 
-__all__ = ["DEFAULT_TILE", "MODES", "SCALES", "IRNParams", "load_weights", "run"]
+__all__ = ["DEFAULT_TILE", "MODES", "SCALES", "IRNParams", "load_weights", "recommended_tau", "run"]
 
 MODES = ("down", "up", "roundtrip")
 SCALES = (2, 4)
@@ -48,7 +49,8 @@ class IRNParams:
     - ``mode``: ``down`` | ``up`` | ``roundtrip``; ``scale``: 2 or 4.
     - ``model``: a bundled model name (default ``irn-x{scale}``); ``weights``: a checkpoint path
       instead (ours, or the official key layout).
-    - ``tau``: std of the sampled latent (1 as in the paper; 0 = the mean latent).
+    - ``tau``: std of the sampled latent (1 as in the paper; 0 = the mean latent); ``None``: the
+      model card's ``recommended_tau`` (the bundled models: 0, see their cards), else 1.
     - ``samples``: draws of z; with 2 or more, an ``irn_uncertainty`` layer (per-pixel std).
     - ``value_range``/``hr_shape`` (``up``): the HR value range and ``(Y, X)`` recorded by
       ``down`` in the LR's metadata; without them 8-bit LR use 0–255 and others their own range.
@@ -59,7 +61,7 @@ class IRNParams:
     scale: int = 2
     model: str | None = None
     weights: str | None = None
-    tau: float = 1.0
+    tau: float | None = None
     samples: int = 1
     seed: int | None = 0
     channel_axis: int | str | None = "auto"
@@ -77,7 +79,7 @@ class IRNParams:
             raise InputError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.scale not in SCALES:
             raise InputError(f"scale must be one of {SCALES}, not {self.scale}")
-        if not (self.tau >= 0 and math.isfinite(self.tau)):
+        if self.tau is not None and not (self.tau >= 0 and math.isfinite(self.tau)):
             raise InputError(f"tau must be a number >= 0, not {self.tau}")
         if int(self.samples) < 1:
             raise InputError(f"samples must be at least 1, not {self.samples}")
@@ -99,6 +101,14 @@ def _strip_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return sd
 
 
+def recommended_tau(weights: str | Path) -> float:
+    """The ``recommended_tau`` of the model card beside ``weights`` (``NAME.json``), else 1."""
+    try:
+        return float(json.loads(Path(weights).with_suffix(".json").read_text()).get("recommended_tau", 1.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1.0
+
+
 def load_weights(path: str | Path) -> tuple[InvRescaleNet, dict[str, Any]]:
     """A checkpoint → ``(network in eval mode, info)``.
 
@@ -114,7 +124,7 @@ def load_weights(path: str | Path) -> tuple[InvRescaleNet, dict[str, Any]]:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
         raise InputError(f"cannot read {path} as a torch checkpoint ({err})") from None
-    info: dict[str, Any] = {"weights": str(path)}
+    info: dict[str, Any] = {"weights": str(path), "recommended_tau": recommended_tau(path)}
     if isinstance(ck, dict) and isinstance(ck.get("model"), dict):
         info["config"] = ck.get("config")
         ck = ck["model"]
@@ -245,6 +255,8 @@ def run(
                 f"hr_shape {p.hr_shape} does not fit an LR of {layout.spatial_shape} at ×{p.scale}"
             )
     net, info = _load(p)
+    if p.tau is None:
+        p = dataclasses.replace(p, tau=info["recommended_tau"])
     dev = resolve_device(device)
     return _execute(arr, p, layout, net, info, dev, cancel)
 
