@@ -451,13 +451,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         write_image(args.output, x)
     else:
         import imageio.v3 as iio
-        import torch
 
-        from .train.gan import _grid
+        from .engines.prior import sample_grid
 
-        t = torch.from_numpy(x if x.ndim == 4 else x[..., None]).permute(0, 3, 1, 2) * 2 - 1
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(args.output, _grid(t, int(np.ceil(np.sqrt(args.n)))))
+        iio.imwrite(args.output, sample_grid(x, int(np.ceil(np.sqrt(args.n)))))
     print(f"wrote {args.n} samples of {args.model} to {args.output}")
     return 0
 

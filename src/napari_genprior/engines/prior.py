@@ -10,7 +10,7 @@ import torch
 
 from ..nets.stylegan2 import Generator
 
-__all__ = ["bundled_priors", "load_prior", "sample_prior"]
+__all__ = ["bundled_priors", "load_prior", "sample_grid", "sample_prior"]
 
 
 def bundled_priors() -> list[str]:
@@ -89,3 +89,20 @@ def sample_prior(
         out.append(((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy())
     x = np.concatenate(out).astype(np.float32)
     return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def sample_grid(samples: np.ndarray, nrow: int) -> np.ndarray:
+    """Tile ``(n, S, S)`` or ``(n, S, S, C)`` images in ``[0, 1]`` into one ``(rows·S, nrow·S, 3)``
+    uint8 picture (grey shown as grey; empty cells black)."""
+    x = np.clip(np.rint(np.asarray(samples, np.float32) * 255), 0, 255).astype(np.uint8)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    n, s = x.shape[0], x.shape[1]
+    rows = -(-n // nrow)
+    canvas = np.zeros((rows * s, nrow * s, 3), np.uint8)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        canvas[r * s : (r + 1) * s, q * s : (q + 1) * s] = x[i, ..., :3]
+    return canvas

@@ -79,9 +79,10 @@ def sliced_wasserstein(
 def swd(reference: np.ndarray, candidate: np.ndarray, seed: int = 0, **kw) -> dict[str, object]:
     """SWD ×1000 of ``candidate`` images against ``reference`` images, both ``(N, H, W[, C])`` in
     ``[0, 1]``: ``{"levels": [finest … coarsest], "mean": float}``."""
+    reference = np.asarray(reference, np.float32)
     ref = laplacian_patches(reference, seed=seed, **kw)
     cand = laplacian_patches(candidate, seed=seed + 1, **kw)
-    chans = 1 if np.asarray(reference).ndim == 3 else np.asarray(reference).shape[-1]
+    chans = 1 if reference.ndim == 3 else reference.shape[-1]
     levels = []
     for r, q in zip(ref, cand, strict=True):
         per = r.reshape(len(r), chans, -1)  # per channel over all patch positions

@@ -8,7 +8,6 @@ small data sets, checkpoints with resume, and a sample grid every ``sample_every
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -119,16 +118,9 @@ def diff_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> t
 
 def _grid(images: torch.Tensor, nrow: int) -> np.ndarray:
     """``(N, C, S, S)`` in ``[-1, 1]`` → ``(rows·S, nrow·S, 3)`` uint8."""
-    x = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
-    if x.shape[1] == 1:
-        x = np.repeat(x, 3, axis=1)
-    n, c, s, _ = x.shape
-    rows = math.ceil(n / nrow)
-    canvas = np.zeros((rows * s, nrow * s, 3), np.uint8)
-    for i in range(n):
-        r, q = divmod(i, nrow)
-        canvas[r * s : (r + 1) * s, q * s : (q + 1) * s] = x[i].transpose(1, 2, 0)
-    return canvas
+    from ..engines.prior import sample_grid
+
+    return sample_grid(((images.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy(), nrow)
 
 
 def build_models(cfg: GanConfig, channels: int) -> tuple[Generator, Discriminator, Generator]:
@@ -285,7 +277,7 @@ def export_gan(
     prior's samples, for blurred noise (trivial baseline) and for other real images (noise floor).
     ``grid_png``: also write a 4×4 sample grid there (for the docs).
     """
-    from ..engines.prior import load_prior, sample_prior
+    from ..engines.prior import load_prior, sample_grid, sample_prior
     from .fidelity import blurred_noise, swd
 
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -306,10 +298,8 @@ def export_gan(
     if grid_png is not None:
         import imageio.v3 as iio
 
-        grid = sample_prior(gen, 16, seed=0)
-        t = torch.from_numpy(grid if grid.ndim == 4 else grid[..., None]).permute(0, 3, 1, 2) * 2 - 1
         Path(grid_png).parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(grid_png, _grid(t, 4))
+        iio.imwrite(grid_png, sample_grid(sample_prior(gen, 16, seed=0), 4))
     wall = float(ck.get("wall_s", 0.0))
     step = int(ck["step"])
     card = {
