@@ -79,7 +79,8 @@ def write_image(path: str | Path, data: np.ndarray, metadata: dict | None = None
     if suffix in TIFF:
         import tifffile
 
-        photometric = "rgb" if data.ndim == 3 and data.shape[-1] == 3 else None
+        # explicit, so that a stack of three planes (3, Y, X) is not taken for planar RGB
+        photometric = "rgb" if data.ndim >= 3 and data.shape[-1] == 3 else "minisblack"
         tifffile.imwrite(path, data, photometric=photometric, metadata=metadata or {})
     else:
         import imageio.v3 as iio
