@@ -204,3 +204,31 @@ def test_training_data_never_includes_held_out_images():
     assert not held & set(tirn.TRAIN_IMAGES)
     assert all(int(h.split(":")[1]) >= 1_000_000 for h in tirn.HELD_OUT if ":" in h)
     assert tirn.N_FLUO_TRAIN < 1_000_000
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bundled_model_beats_bicubic_on_a_held_out_crop(scale):
+    """The shipped irn-x2/irn-x4, offline, with their card: the default round trip of a held-out
+    image (camera, never trained on) is better than bicubic down+up, and the LR stays a thumbnail."""
+    from skimage.metrics import peak_signal_noise_ratio as psnr
+
+    from napari_genprior.models import card, weights_path
+    from napari_genprior.train.irn import bicubic_down, held_out_images
+
+    name = f"irn-x{scale}"
+    path = weights_path(name)
+    assert path is not None and path.stat().st_size < 15e6
+    c = card(name)
+    assert {"data", "command", "steps", "wall_time", "metrics", "held_out", "recommended_tau"} <= set(c)
+    img = held_out_images(256)["camera"][64:192, 64:192]
+    u8 = np.rint(img * 255).astype(np.uint8)
+    res = drive(irn.run(u8, {"scale": scale}))
+    assert res.metadata["tau"] == c["recommended_tau"] and res.metadata["network"]["model"] == name
+    hr, lr = res.layer("irn_hr").data, res.layer("irn_lr").data
+    assert hr.shape == u8.shape and hr.dtype == np.uint8 and lr.shape == (128 // scale, 128 // scale)
+    x = torch.from_numpy(u8.astype(np.float32) / 255)[None, None]
+    bic_lr = torch.round(bicubic_down(x, scale).clamp(0, 1) * 255) / 255
+    bic = torch.nn.functional.interpolate(bic_lr, scale_factor=scale, mode="bicubic").clamp(0, 1)
+    ref = u8 / 255.0
+    assert psnr(ref, hr / 255.0, data_range=1) > psnr(ref, bic[0, 0].numpy(), data_range=1) + 0.3
+    assert psnr(bic_lr[0, 0].numpy(), lr / 255.0, data_range=1) > 30

@@ -566,7 +566,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     for m in models:
         print(f"{m['name']}: {m.get('summary', '')}")
         shown = {**m, "metrics": m.get("metrics", {}).get("mean", m.get("metrics"))}
-        for key in ("task", "data", "held_out", "command", "steps", "wall_time", "metrics", "evaluation"):
+        keys = ("task", "data", "held_out", "command", "steps", "wall_time", "iterations_per_s")
+        for key in (*keys, "recommended_tau", "metrics", "evaluation", "notes"):
             if shown.get(key) is not None:
                 value = (
                     shown[key] if isinstance(shown[key], str) else json.dumps(shown[key], ensure_ascii=False)
