@@ -70,3 +70,22 @@ def test_up_uses_the_record_of_down_only_on_the_lr_it_describes():
     hr = Image(np.zeros((41, 30), np.uint16), name="c_irn_hr", metadata=record)  # an HR result
     _, p = irn_inputs(hr, "up", scale=2)
     assert "value_range" not in p and "hr_shape" not in p
+
+
+def test_bundled_model_by_default(make_napari_viewer, qtbot):
+    """No checkpoint chosen: the bundled irn-x2/irn-x4 run, with the τ their cards recommend."""
+    from napari_genprior.models import card
+
+    viewer = make_napari_viewer()
+    widget = IrnWidget(viewer)
+    assert "irn-x2" in widget.model_info.value and "bicubic" in widget.model_info.value
+    assert widget.tau.value == card("irn-x2")["recommended_tau"]
+    widget.scale.value = 4
+    assert "irn-x4" in widget.model_info.value
+    widget.scale.value = 2
+    data = (np.random.default_rng(1).random((32, 32)) * 255).astype(np.uint8)
+    widget.image.value = viewer.add_image(data, name="img")
+    assert widget.run()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    hr = viewer.layers["img_irn_hr"]
+    assert hr.data.shape == (32, 32) and hr.metadata["network"]["model"] == "irn-x2"
