@@ -54,6 +54,8 @@ def test_sampling_is_deterministic_and_in_range(tiny_ckpt):
     assert not np.allclose(a, sample_prior(g, 5, seed=4))
     t = sample_prior(g, 5, seed=3, truncation=0.0)  # all latents at the mean: identical images
     assert np.abs(t - t[:1]).max() < 1e-4
+    t7 = sample_prior(g, 3, seed=3, truncation=0.7)  # sample i does not depend on n
+    np.testing.assert_allclose(t7, sample_prior(g, 5, seed=3, truncation=0.7)[:3], atol=1e-5)
 
 
 def test_loads_stylegan2_pytorch_checkpoint(tmp_path):

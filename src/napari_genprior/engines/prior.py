@@ -79,9 +79,9 @@ def sample_prior(
     z_all = torch.randn(n, generator.style_dim, generator=g)
     mean = None
     if truncation < 1:
-        mean = generator.mapping(torch.randn(4096, generator.style_dim, generator=g).to(dev)).mean(
-            0, keepdim=True
-        )
+        g_mean = torch.Generator().manual_seed(seed + 1)  # independent of n, so sample i stays fixed
+        z_mean = torch.randn(4096, generator.style_dim, generator=g_mean).to(dev)
+        mean = generator.mapping(z_mean).mean(0, keepdim=True)
     out = []
     for i in range(0, n, batch):
         z = z_all[i : i + batch].to(dev)
