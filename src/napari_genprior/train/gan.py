@@ -72,18 +72,20 @@ def _load_folder(path: Path, size: int) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
+def _domain_images(domain: str, size: int, first_seed: int, n: int) -> np.ndarray:
+    """``n`` synthetic images with seeds ``first_seed…``: ``(n, S, S)`` or ``(n, S, S, C)`` float32
+    (for a ``scene``, its composed image)."""
+    xs = [DOMAINS[domain](size, first_seed + i) for i in range(n)]
+    return np.stack([x["image"] if isinstance(x, dict) else x for x in xs]).astype(np.float32)
+
+
 def _dataset(cfg: GanConfig) -> np.ndarray:
     """``(N, C, S, S)`` float32 in ``[0, 1]``."""
     if cfg.data in DOMAINS:
         if cfg.pool > EVAL_SEED_START:
             raise ValueError("training seeds must stay below the evaluation seeds")
-        fn = DOMAINS[cfg.data]
-        imgs = []
-        for s in range(cfg.pool):
-            x = fn(cfg.size, s)
-            x = x["image"] if isinstance(x, dict) else x
-            imgs.append(x.transpose(2, 0, 1) if x.ndim == 3 else x[None])
-        return np.stack(imgs).astype(np.float32)
+        x = _domain_images(cfg.data, cfg.size, 0, cfg.pool)
+        return x.transpose(0, 3, 1, 2) if x.ndim == 4 else x[:, None]
     return _load_folder(Path(cfg.data), cfg.size)
 
 
@@ -250,13 +252,9 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
 def _real_sets(cfg: GanConfig, n: int) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(held-out reals, training reals or None, description), ``(N, S, S[, C])`` in ``[0, 1]``."""
     if cfg.data in DOMAINS:
-
-        def draw(seed: int) -> np.ndarray:
-            xs = [DOMAINS[cfg.data](cfg.size, seed + i) for i in range(n)]
-            return np.stack([x["image"] if isinstance(x, dict) else x for x in xs]).astype(np.float32)
-
         desc = f"{n} {cfg.data} images with evaluation seeds {EVAL_SEED_START}…{EVAL_SEED_START + n - 1}"
-        return draw(EVAL_SEED_START), draw(0), desc
+        held = _domain_images(cfg.data, cfg.size, EVAL_SEED_START, n)
+        return held, _domain_images(cfg.data, cfg.size, 0, n), desc
     x = _load_folder(Path(cfg.data), cfg.size).transpose(0, 2, 3, 1)
     x = x[..., 0] if x.shape[-1] == 1 else x
     return x, None, f"the {len(x)} training images of {cfg.data} (no held-out split)"
