@@ -44,3 +44,39 @@ def test_diff_augment_is_differentiable_and_keeps_shape():
     assert y.shape == x.shape
     y.sum().backward()
     assert x.grad is not None
+
+
+def test_no_noise_keeps_noise_strengths_at_zero_and_z_sets_the_image(tmp_path):
+    cfg = GanConfig(
+        data="albedo",
+        out=str(tmp_path / "n.pt"),
+        size=16,
+        steps=2,
+        batch=4,
+        style_dim=16,
+        n_mlp=2,
+        max_channels=16,
+        pool=8,
+        r1_every=1,
+        noise=False,
+    )
+    ck = torch.load(train_gan(cfg, log=lambda m: None), weights_only=True)
+    strengths = [v for k, v in ck["g"].items() if k.endswith("noise.weight")]
+    assert strengths and all(float(v.abs().max()) == 0 for v in strengths)
+    assert ck["channels"] == 3
+    from napari_genprior.train.gan import build_models
+
+    g = build_models(cfg, 3)[0]
+    g.load_state_dict(ck["g"])
+    z = torch.randn(2, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = g(z, noise="random"), g(z, noise="random")
+    assert torch.equal(a, b)  # random noise inputs change nothing …
+    assert (a[0] - a[1]).abs().max() > 1e-3  # … while z does
+
+
+def test_r1_gamma_heuristic_scales_with_area_over_batch():
+    from napari_genprior.train.gan import r1_gamma_heuristic
+
+    assert abs(r1_gamma_heuristic(64, 8) - 0.1024) < 1e-9
+    assert r1_gamma_heuristic(128, 8) == 4 * r1_gamma_heuristic(64, 8)

@@ -213,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="> 0: channels = min(max, base / resolution), halving per doubling (e.g. 4096); 0: max everywhere",
     )
+    tg.add_argument("--lr", type=float, default=0.002, help="Adam learning rate of G and D")
+    tg.add_argument(
+        "--r1-gamma", type=float, default=0.0, help="R1 weight; 0 (default): 0.0002 · size² / batch"
+    )
+    tg.add_argument(
+        "--no-noise",
+        action="store_true",
+        help="train without per-pixel noise inputs, so the latent alone sets the image (better for inversion)",
+    )
     tg.add_argument("--augment", action="store_true", help="differentiable augmentation (small data sets)")
     tg.add_argument(
         "--amp", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)"
@@ -405,6 +414,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"--data {args.data!r} is neither a domain ({', '.join(DOMAINS)}) nor a folder")
     if args.size < 8 or args.size & (args.size - 1):
         raise InputError("--size must be a power of two >= 8")
+    if args.lr <= 0 or args.r1_gamma < 0:
+        raise InputError("--lr must be > 0 and --r1-gamma >= 0 (0 picks 0.0002 · size² / batch)")
     cfg = GanConfig(
         data=args.data,
         out=str(args.out),
@@ -414,6 +425,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         style_dim=args.style_dim,
         max_channels=args.max_channels,
         channel_base=args.channel_base,
+        lr=args.lr,
+        r1_gamma=args.r1_gamma,
+        noise=not args.no_noise,
         augment=args.augment,
         amp=args.amp,
         pool=args.pool,

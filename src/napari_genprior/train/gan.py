@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.generators import DOMAINS, EVAL_SEED_START
-from ..nets.stylegan2 import Discriminator, Generator, tapered_channels
+from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection, tapered_channels
 
 __all__ = ["GanConfig", "diff_augment", "export_gan", "train_gan"]
 
@@ -39,9 +39,11 @@ class GanConfig:
     max_channels: int = 128
     channel_base: int = 0  # > 0: channels min(max_channels, channel_base / resolution) (cheap high res)
     lr: float = 0.002
-    r1_gamma: float = 1.0
+    r1_gamma: float = 0.0  # 0: the StyleGAN2-ADA heuristic 0.0002 · size² / batch
     r1_every: int = 16
-    ema_kimg: float = 5.0  # EMA half-life in thousands of images
+    ema_kimg: float = 5.0  # EMA half-life in thousands of images …
+    ema_rampup: float = 0.05  # … but at most this fraction of the images seen so far (0: off)
+    noise: bool = True  # False: per-pixel noise inputs off (strengths frozen at 0), so z alone sets the image
     augment: bool = False
     amp: bool = False  # bfloat16 autocast for the G and D passes (R1 stays float32)
     pool: int = 2000  # synthetic domains: images drawn once (seeds 0 … pool-1) and reused
@@ -125,6 +127,11 @@ def _grid(images: torch.Tensor, nrow: int) -> np.ndarray:
     return sample_grid(((images.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy(), nrow)
 
 
+def r1_gamma_heuristic(size: int, batch: int) -> float:
+    """R1 weight that scales with the image area and the batch (StyleGAN2-ADA's rule of thumb)."""
+    return 0.0002 * size * size / batch
+
+
 def build_models(cfg: GanConfig, channels: int) -> tuple[Generator, Discriminator, Generator]:
     kw = dict(size=cfg.size, max_channels=cfg.max_channels, image_channels=channels)
     if cfg.channel_base > 0:
@@ -132,6 +139,11 @@ def build_models(cfg: GanConfig, channels: int) -> tuple[Generator, Discriminato
     g = Generator(style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, **kw)
     d = Discriminator(**kw)
     g_ema = Generator(style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, **kw)
+    if not cfg.noise:
+        for m in g.modules():
+            if isinstance(m, NoiseInjection):
+                m.weight.data.zero_()
+                m.weight.requires_grad_(False)
     g_ema.load_state_dict(g.state_dict())
     g_ema.requires_grad_(False)
     return g, d, g_ema
@@ -150,7 +162,7 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
     channels = data.shape[1]
     g, d, g_ema = build_models(cfg, channels)
     g.to(device), d.to(device), g_ema.to(device)
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.0, 0.99))
     c = cfg.r1_every / (cfg.r1_every + 1)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr * c, betas=(0.0, 0.99**c))
     step, wall = 0, 0.0
@@ -160,7 +172,7 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
         opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
         step, wall = int(ck["step"]), float(ck.get("wall_s", 0.0))
         log(f"resumed from {out} at step {step}")
-    beta = 0.5 ** (cfg.batch / (cfg.ema_kimg * 1000))
+    gamma = cfg.r1_gamma if cfg.r1_gamma > 0 else r1_gamma_heuristic(cfg.size, cfg.batch)
     rng = torch.Generator().manual_seed(cfg.seed + step)
     fixed_z = torch.randn(16, cfg.style_dim, generator=torch.Generator().manual_seed(1234)).to(device)
     aug = (lambda x: diff_augment(x, rng)) if cfg.augment else (lambda x: x)
@@ -209,7 +221,7 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
             (grad,) = torch.autograd.grad(d(aug(real)).sum(), real, create_graph=True)
             r1 = grad.pow(2).flatten(1).sum(1).mean()
             opt_d.zero_grad(set_to_none=True)
-            (cfg.r1_gamma / 2 * r1 * cfg.r1_every).backward()
+            (gamma / 2 * r1 * cfg.r1_every).backward()
             opt_d.step()
         # Generator
         z = torch.randn(cfg.batch, cfg.style_dim, generator=rng).to(device)
@@ -219,6 +231,10 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        half_life = cfg.ema_kimg * 1000
+        if cfg.ema_rampup > 0:
+            half_life = min(half_life, (step + 1) * cfg.batch * cfg.ema_rampup)
+        beta = 0.5 ** (cfg.batch / max(half_life, 1e-8))
         with torch.no_grad():
             for pe, p in zip(g_ema.parameters(), g.parameters(), strict=True):
                 pe.lerp_(p, 1 - beta)
