@@ -48,6 +48,7 @@ bench-quick: setup
 
 docs: setup system-deps
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/make_screenshots.py
+	$(BIN)/python docs/make_prior_grids.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

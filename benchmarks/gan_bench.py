@@ -24,15 +24,17 @@ from _report import machine, markdown_table, write_section  # noqa: E402
 from napari_genprior.models import list_models  # noqa: E402
 from napari_genprior.train.gan import GanConfig, _dataset, build_models, train_gan  # noqa: E402
 
-#: (name, domain, size, max_channels, batch) of the bundled priors.
+#: (name, domain, size, max_channels, channel_base, batch) of the bundled priors (all --no-noise).
 CONFIGS = [
-    ("shading", "shading", 64, 64, 8),
-    ("albedo", "albedo", 64, 64, 8),
-    ("nuclei", "nuclei", 128, 64, 8),
+    ("shading", "shading", 64, 64, 0, 8),
+    ("albedo", "albedo", 64, 64, 0, 8),
+    ("nuclei", "nuclei", 128, 64, 4096, 8),
 ]
 
 
-def seconds_per_step(domain: str, size: int, channels: int, batch: int, amp: bool, steps: int) -> float:
+def seconds_per_step(
+    domain: str, size: int, channels: int, base: int, batch: int, amp: bool, steps: int
+) -> float:
     """Wall seconds per training step (setup excluded)."""
     with tempfile.TemporaryDirectory() as d:
         cfg = GanConfig(
@@ -42,6 +44,8 @@ def seconds_per_step(domain: str, size: int, channels: int, batch: int, amp: boo
             steps=2,
             batch=batch,
             max_channels=channels,
+            channel_base=base,
+            noise=False,
             pool=32,
             amp=amp,
             sample_every=10**9,
@@ -65,16 +69,18 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     rows = []
-    for name, domain, size, ch, batch in CONFIGS:
+    for name, domain, size, ch, base, batch in CONFIGS:
         cells = []
         for amp in (False, True):
-            ts = [seconds_per_step(domain, size, ch, batch, amp, args.steps) for _ in range(args.repeats)]
+            ts = [
+                seconds_per_step(domain, size, ch, base, batch, amp, args.steps) for _ in range(args.repeats)
+            ]
             cells.append(statistics.median(ts))
         rows.append(
             [
                 name,
                 f"{size}×{size}",
-                ch,
+                f"{ch} (base {base})" if base else ch,
                 batch,
                 f"{cells[0]:.2f} s ({1 / cells[0]:.2f} it/s)",
                 f"{cells[1]:.2f} s ({1 / cells[1]:.2f} it/s)",

@@ -22,6 +22,8 @@ def test_manifest_validates_and_points_to_real_callables():
     assert any(item.command == "napari-genprior.dip_widget" for item in menu)
     transform = pm.contributions.menus["napari/layers/transform"]
     assert any(item.command == "napari-genprior.irn_widget" for item in transform)
+    keys = {s.key for s in pm.contributions.sample_data}
+    assert {"prior_albedo", "prior_shading", "prior_nuclei"} <= keys
     for cmd in pm.contributions.commands:
         module, _, attr = cmd.python_name.partition(":")
         obj = __import__(module, fromlist=[attr])
