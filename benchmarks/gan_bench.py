@@ -24,16 +24,17 @@ from _report import machine, markdown_table, write_section  # noqa: E402
 from napari_genprior.models import list_models  # noqa: E402
 from napari_genprior.train.gan import GanConfig, _dataset, build_models, train_gan  # noqa: E402
 
-#: (name, domain, size, max_channels, channel_base, batch) of the bundled priors (all --no-noise).
+#: (name, domain, size, max_channels, channel_base, batch, augment) of the bundled priors (all --no-noise).
 CONFIGS = [
-    ("shading", "shading", 64, 64, 0, 8),
-    ("albedo", "albedo", 64, 64, 0, 8),
-    ("nuclei", "nuclei", 128, 64, 4096, 8),
+    ("shading", "shading", 64, 64, 0, 8, False),
+    ("albedo", "albedo", 64, 64, 0, 8, True),
+    ("nuclei", "nuclei", 128, 64, 4096, 8, True),
+    ("illumination", "illumination", 64, 32, 0, 8, False),
 ]
 
 
 def seconds_per_step(
-    domain: str, size: int, channels: int, base: int, batch: int, amp: bool, steps: int
+    domain: str, size: int, channels: int, base: int, batch: int, augment: bool, amp: bool, steps: int
 ) -> float:
     """Wall seconds per training step (setup excluded)."""
     with tempfile.TemporaryDirectory() as d:
@@ -46,6 +47,7 @@ def seconds_per_step(
             max_channels=channels,
             channel_base=base,
             noise=False,
+            augment=augment,
             pool=32,
             amp=amp,
             sample_every=10**9,
@@ -69,11 +71,12 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     rows = []
-    for name, domain, size, ch, base, batch in CONFIGS:
+    for name, domain, size, ch, base, batch, augment in CONFIGS:
         cells = []
         for amp in (False, True):
             ts = [
-                seconds_per_step(domain, size, ch, base, batch, amp, args.steps) for _ in range(args.repeats)
+                seconds_per_step(domain, size, ch, base, batch, augment, amp, args.steps)
+                for _ in range(args.repeats)
             ]
             cells.append(statistics.median(ts))
         rows.append(
@@ -82,6 +85,7 @@ def main() -> None:
                 f"{size}×{size}",
                 f"{ch} (base {base})" if base else ch,
                 batch,
+                "yes" if augment else "no",
                 f"{cells[0]:.2f} s ({1 / cells[0]:.2f} it/s)",
                 f"{cells[1]:.2f} s ({1 / cells[1]:.2f} it/s)",
                 f"{cells[0] / cells[1]:.2f}×",
@@ -89,7 +93,16 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
     speed = markdown_table(
-        ["prior", "size", "max channels", "batch", "float32 per step", "bf16 autocast per step", "speed-up"],
+        [
+            "prior",
+            "size",
+            "max channels",
+            "batch",
+            "augment",
+            "float32 per step",
+            "bf16 autocast per step",
+            "speed-up",
+        ],
         rows,
     )
     fid = []

@@ -12,7 +12,7 @@ from napari_genprior.models import card, list_models
 from napari_genprior.train.fidelity import blurred_noise, swd
 from napari_genprior.train.gan import _domain_images
 
-PRIORS = {"albedo": (64, 3), "shading": (64, 1), "nuclei": (128, 1)}
+PRIORS = {"albedo": (64, 3), "shading": (64, 1), "nuclei": (128, 1), "illumination": (64, 1)}
 
 
 def test_bundled_priors_are_listed_with_cards():

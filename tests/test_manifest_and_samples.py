@@ -23,7 +23,7 @@ def test_manifest_validates_and_points_to_real_callables():
     transform = pm.contributions.menus["napari/layers/transform"]
     assert any(item.command == "napari-genprior.irn_widget" for item in transform)
     keys = {s.key for s in pm.contributions.sample_data}
-    assert {"prior_albedo", "prior_shading", "prior_nuclei"} <= keys
+    assert {"prior_albedo", "prior_shading", "prior_nuclei", "prior_illumination"} <= keys
     for cmd in pm.contributions.commands:
         module, _, attr = cmd.python_name.partition(":")
         obj = __import__(module, fromlist=[attr])

@@ -15,6 +15,7 @@ __all__ = [
     "astronaut_noisy",
     "camera_missing",
     "fluorescence_sample",
+    "illumination_prior_samples",
     "nuclei_prior_samples",
     "prior_samples",
     "shading_prior_samples",
@@ -102,3 +103,8 @@ def shading_prior_samples() -> list[LayerData]:
 def nuclei_prior_samples() -> list[LayerData]:
     """16 samples of the bundled ``nuclei`` prior (fluorescence, 128×128)."""
     return prior_samples("nuclei")
+
+
+def illumination_prior_samples() -> list[LayerData]:
+    """16 samples of the bundled ``illumination`` prior (uneven-illumination fields, 64×64)."""
+    return prior_samples("illumination")

@@ -328,7 +328,10 @@ def export_gan(
             else f"folder {cfg.data}"
         ),
         "command": command or f"napari-genprior train gan --data {cfg.data} --size {cfg.size} --steps {step}",
-        "training": {k: v for k, v in asdict(cfg).items() if k not in ("out", "extra")},
+        "training": {
+            **{k: v for k, v in asdict(cfg).items() if k not in ("out", "extra")},
+            "r1_gamma": cfg.r1_gamma or r1_gamma_heuristic(cfg.size, cfg.batch),  # the value used
+        },
         "steps": step,
         "wall_time": f"{wall / 60:.0f} min",
         "iterations_per_s": round(step / wall, 3) if wall > 0 else None,
