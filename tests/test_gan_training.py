@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from napari_genprior.train.gan import GanConfig, diff_augment, train_gan
+from napari_genprior.train.gan import GanConfig, build_models, diff_augment, train_gan
+
+
+def tiny(data: str, out, **kw) -> GanConfig:
+    """A 16×16 model with 16 channels, two steps, R1 every step."""
+    base = dict(size=16, steps=2, batch=4, style_dim=16, n_mlp=2, max_channels=16, pool=8, r1_every=1)
+    return GanConfig(data=data, out=str(out), **{**base, **kw})
 
 
 def test_two_steps_then_resume(tmp_path):
-    cfg = GanConfig(
-        data="shading",
-        out=str(tmp_path / "g.pt"),
-        size=16,
-        steps=2,
-        batch=4,
-        style_dim=16,
-        n_mlp=2,
-        max_channels=16,
-        pool=8,
-        sample_every=2,
-        ckpt_every=1,
-        r1_every=1,
-        augment=True,
-        amp=True,
-    )
+    cfg = tiny("shading", tmp_path / "g.pt", sample_every=2, ckpt_every=1, augment=True, amp=True)
     logs = []
     path = train_gan(cfg, log=logs.append)
     ck = torch.load(path, weights_only=True)
@@ -47,25 +38,11 @@ def test_diff_augment_is_differentiable_and_keeps_shape():
 
 
 def test_no_noise_keeps_noise_strengths_at_zero_and_z_sets_the_image(tmp_path):
-    cfg = GanConfig(
-        data="albedo",
-        out=str(tmp_path / "n.pt"),
-        size=16,
-        steps=2,
-        batch=4,
-        style_dim=16,
-        n_mlp=2,
-        max_channels=16,
-        pool=8,
-        r1_every=1,
-        noise=False,
-    )
+    cfg = tiny("albedo", tmp_path / "n.pt", noise=False)
     ck = torch.load(train_gan(cfg, log=lambda m: None), weights_only=True)
     strengths = [v for k, v in ck["g"].items() if k.endswith("noise.weight")]
     assert strengths and all(float(v.abs().max()) == 0 for v in strengths)
     assert ck["channels"] == 3
-    from napari_genprior.train.gan import build_models
-
     g = build_models(cfg, 3)[0]
     g.load_state_dict(ck["g"])
     z = torch.randn(2, 16, generator=torch.Generator().manual_seed(0))
