@@ -15,6 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,30 +25,24 @@ from _report import machine, markdown_table, write_section  # noqa: E402
 from napari_genprior.models import list_models  # noqa: E402
 from napari_genprior.train.gan import GanConfig, _dataset, build_models, train_gan  # noqa: E402
 
-#: (name, domain, size, max_channels, channel_base, batch, augment) of the bundled priors (all --no-noise).
-CONFIGS = [
-    ("shading", "shading", 64, 64, 0, 8, False),
-    ("albedo", "albedo", 64, 64, 0, 8, True),
-    ("nuclei", "nuclei", 128, 64, 4096, 8, True),
-    ("illumination", "illumination", 64, 32, 0, 8, False),
-]
+
+def bundled_configs() -> list[tuple[str, GanConfig]]:
+    """(name, training settings) of each bundled prior, read from its model card."""
+    fields = GanConfig.__dataclass_fields__
+    return [
+        (m["name"], GanConfig(out="", **{k: v for k, v in m["training"].items() if k in fields}))
+        for m in list_models()
+        if m.get("task") == "gan-prior"
+    ]
 
 
-def seconds_per_step(
-    domain: str, size: int, channels: int, base: int, batch: int, augment: bool, amp: bool, steps: int
-) -> float:
-    """Wall seconds per training step (setup excluded)."""
+def seconds_per_step(trained: GanConfig, amp: bool, steps: int) -> float:
+    """Wall seconds per training step at ``trained``'s settings (setup excluded)."""
     with tempfile.TemporaryDirectory() as d:
-        cfg = GanConfig(
-            data=domain,
+        cfg = replace(
+            trained,
             out=str(Path(d) / "g.pt"),
-            size=size,
             steps=2,
-            batch=batch,
-            max_channels=channels,
-            channel_base=base,
-            noise=False,
-            augment=augment,
             pool=32,
             amp=amp,
             sample_every=10**9,
@@ -71,21 +66,18 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     rows = []
-    for name, domain, size, ch, base, batch, augment in CONFIGS:
+    for name, cfg in bundled_configs():
         cells = []
         for amp in (False, True):
-            ts = [
-                seconds_per_step(domain, size, ch, base, batch, augment, amp, args.steps)
-                for _ in range(args.repeats)
-            ]
+            ts = [seconds_per_step(cfg, amp, args.steps) for _ in range(args.repeats)]
             cells.append(statistics.median(ts))
         rows.append(
             [
                 name,
-                f"{size}×{size}",
-                f"{ch} (base {base})" if base else ch,
-                batch,
-                "yes" if augment else "no",
+                f"{cfg.size}×{cfg.size}",
+                f"{cfg.max_channels} (base {cfg.channel_base})" if cfg.channel_base else cfg.max_channels,
+                cfg.batch,
+                "yes" if cfg.augment else "no",
                 f"{cells[0]:.2f} s ({1 / cells[0]:.2f} it/s)",
                 f"{cells[1]:.2f} s ({1 / cells[1]:.2f} it/s)",
                 f"{cells[0] / cells[1]:.2f}×",

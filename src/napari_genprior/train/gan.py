@@ -52,6 +52,10 @@ class GanConfig:
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
+    def r1_weight(self) -> float:
+        """The R1 weight used: ``r1_gamma``, or if that is 0 the size²/batch rule."""
+        return self.r1_gamma if self.r1_gamma > 0 else r1_gamma_heuristic(self.size, self.batch)
+
 
 def _load_folder(path: Path, size: int) -> np.ndarray:
     """Images of a folder (TIFF/PNG/JPEG, 8/16 bit, gray or RGB), each resized to ``size``² →
@@ -172,7 +176,7 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
         opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
         step, wall = int(ck["step"]), float(ck.get("wall_s", 0.0))
         log(f"resumed from {out} at step {step}")
-    gamma = cfg.r1_gamma if cfg.r1_gamma > 0 else r1_gamma_heuristic(cfg.size, cfg.batch)
+    gamma = cfg.r1_weight()
     rng = torch.Generator().manual_seed(cfg.seed + step)
     fixed_z = torch.randn(16, cfg.style_dim, generator=torch.Generator().manual_seed(1234)).to(device)
     aug = (lambda x: diff_augment(x, rng)) if cfg.augment else (lambda x: x)
@@ -330,7 +334,7 @@ def export_gan(
         "command": command or f"napari-genprior train gan --data {cfg.data} --size {cfg.size} --steps {step}",
         "training": {
             **{k: v for k, v in asdict(cfg).items() if k not in ("out", "extra")},
-            "r1_gamma": cfg.r1_gamma or r1_gamma_heuristic(cfg.size, cfg.batch),  # the value used
+            "r1_gamma": cfg.r1_weight(),  # the value used
         },
         "steps": step,
         "wall_time": f"{wall / 60:.0f} min",
