@@ -57,3 +57,11 @@ def test_r1_gamma_heuristic_scales_with_area_over_batch():
 
     assert abs(r1_gamma_heuristic(64, 8) - 0.1024) < 1e-9
     assert r1_gamma_heuristic(128, 8) == 4 * r1_gamma_heuristic(64, 8)
+
+
+def test_resume_with_the_other_noise_setting_is_refused_clearly(tmp_path):
+    import pytest
+
+    train_gan(tiny("shading", tmp_path / "g.pt", steps=1, noise=False), log=lambda m: None)
+    with pytest.raises(ValueError, match="trained without noise inputs: resume with --no-noise"):
+        train_gan(tiny("shading", tmp_path / "g.pt", steps=2), log=lambda m: None)

@@ -434,7 +434,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         sample_every=args.sample_every,
         seed=args.seed,
     )
-    ckpt = train_gan(cfg, device=str(resolve_device(args.device)))
+    try:
+        ckpt = train_gan(cfg, device=str(resolve_device(args.device)))
+    except ValueError as err:  # e.g. a checkpoint whose settings cannot resume this run
+        raise InputError(str(err)) from None
     if args.export:
         from .train.gan import export_gan
 

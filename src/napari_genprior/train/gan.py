@@ -172,6 +172,12 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
     step, wall = 0, 0.0
     if out.exists():
         ck = torch.load(out, map_location=device, weights_only=True)
+        if bool(ck["config"].get("noise", True)) != cfg.noise:
+            was, flag = ("without", "with") if cfg.noise else ("with", "without")
+            raise ValueError(
+                f"{out} was trained {was} noise inputs: resume {flag} --no-noise, "
+                "or start a new run with another --out"
+            )
         g.load_state_dict(ck["g"]), d.load_state_dict(ck["d"]), g_ema.load_state_dict(ck["g_ema"])
         opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
         step, wall = int(ck["step"]), float(ck.get("wall_s", 0.0))
