@@ -65,3 +65,35 @@ def test_resume_with_the_other_noise_setting_is_refused_clearly(tmp_path):
     train_gan(tiny("shading", tmp_path / "g.pt", steps=1, noise=False), log=lambda m: None)
     with pytest.raises(ValueError, match="trained without noise inputs: resume with --no-noise"):
         train_gan(tiny("shading", tmp_path / "g.pt", steps=2), log=lambda m: None)
+
+
+def test_pool_zero_streams_fresh_training_images_each_step(tmp_path, monkeypatch):
+    from napari_genprior.data.generators import EVAL_SEED_START
+    from napari_genprior.train import gan
+
+    seen = []
+    real_batch = gan._domain_batch
+
+    def spy(domain, size, first_seed, n):
+        seen.append((first_seed, n))
+        return real_batch(domain, size, first_seed, n)
+
+    monkeypatch.setattr(gan, "_domain_batch", spy)
+    cfg = tiny("albedo", tmp_path / "s.pt", pool=0, steps=3)
+    ck = torch.load(train_gan(cfg, log=lambda m: None), weights_only=True)
+    assert ck["step"] == 3 and ck["channels"] == 3
+    # one batch to learn the channel count, then seeds 0…3, 4…7, 8…11: never the same image twice
+    assert seen == [(0, 4), (0, 4), (4, 4), (8, 4)]
+    cfg.steps = 5
+    train_gan(cfg, log=lambda m: None)  # resume continues the stream where it stopped
+    assert seen[-2:] == [(12, 4), (16, 4)]
+    # the stream wraps before it reaches the evaluation seeds
+    last = gan._stream_seed(cfg, EVAL_SEED_START // 4 - 1)
+    assert last + 4 <= EVAL_SEED_START and gan._stream_seed(cfg, EVAL_SEED_START // 4) == 0
+
+
+def test_pool_out_of_range_is_refused(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="pool must be 0"):
+        train_gan(tiny("albedo", tmp_path / "x.pt", pool=-1), log=lambda m: None)

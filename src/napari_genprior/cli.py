@@ -226,7 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument(
         "--amp", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)"
     )
-    tg.add_argument("--pool", type=int, default=2000, help="synthetic images drawn once (training seeds)")
+    tg.add_argument(
+        "--pool",
+        type=int,
+        default=2000,
+        help="synthetic domains: images drawn once and reused; 0 draws fresh images every step (no overfitting)",
+    )
     tg.add_argument("--sample-every", type=int, default=500)
     tg.add_argument(
         "--export",

@@ -46,7 +46,8 @@ class GanConfig:
     noise: bool = True  # False: per-pixel noise inputs off (strengths frozen at 0), so z alone sets the image
     augment: bool = False
     amp: bool = False  # bfloat16 autocast for the G and D passes (R1 stays float32)
-    pool: int = 2000  # synthetic domains: images drawn once (seeds 0 … pool-1) and reused
+    pool: int = 2000  # synthetic domains: images drawn once (seeds 0 … pool-1) and reused; 0: fresh
+    #                   images every step (seeds step·batch …, never repeated below 1 000 000)
     sample_every: int = 500
     ckpt_every: int = 200
     seed: int = 0
@@ -85,13 +86,31 @@ def _domain_images(domain: str, size: int, first_seed: int, n: int) -> np.ndarra
     return np.stack([x["image"] if isinstance(x, dict) else x for x in xs]).astype(np.float32)
 
 
+def _domain_batch(domain: str, size: int, first_seed: int, n: int) -> np.ndarray:
+    """``(n, C, S, S)`` float32 in ``[0, 1]``: synthetic images with seeds ``first_seed…``."""
+    x = _domain_images(domain, size, first_seed, n)
+    return x.transpose(0, 3, 1, 2) if x.ndim == 4 else x[:, None]
+
+
+def _streamed(cfg: GanConfig) -> bool:
+    """Fresh synthetic images every step (``pool`` 0) instead of a fixed pool."""
+    return cfg.data in DOMAINS and cfg.pool == 0
+
+
+def _stream_seed(cfg: GanConfig, step: int) -> int:
+    """First training seed of ``step``'s batch in streaming mode (wraps below the evaluation seeds)."""
+    span = EVAL_SEED_START - EVAL_SEED_START % cfg.batch
+    return (step * cfg.batch) % span
+
+
 def _dataset(cfg: GanConfig) -> np.ndarray:
-    """``(N, C, S, S)`` float32 in ``[0, 1]``."""
+    """``(N, C, S, S)`` float32 in ``[0, 1]`` (streaming mode: one batch, to learn the channels)."""
     if cfg.data in DOMAINS:
-        if cfg.pool > EVAL_SEED_START:
-            raise ValueError("training seeds must stay below the evaluation seeds")
-        x = _domain_images(cfg.data, cfg.size, 0, cfg.pool)
-        return x.transpose(0, 3, 1, 2) if x.ndim == 4 else x[:, None]
+        if cfg.pool > EVAL_SEED_START or cfg.pool < 0:
+            raise ValueError(
+                f"pool must be 0 (stream) … {EVAL_SEED_START}: training seeds stay below evaluation seeds"
+            )
+        return _domain_batch(cfg.data, cfg.size, 0, cfg.pool or cfg.batch)
     return _load_folder(Path(cfg.data), cfg.size)
 
 
@@ -213,8 +232,12 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
         tmp.replace(out)  # atomic: a stop mid-save never corrupts the checkpoint
 
     while step < cfg.steps:
-        idx = torch.randint(0, data.shape[0], (cfg.batch,), generator=rng)
-        real = data[idx].to(device)
+        if _streamed(cfg):
+            batch = _domain_batch(cfg.data, cfg.size, _stream_seed(cfg, step), cfg.batch)
+            real = (torch.from_numpy(batch) * 2 - 1).to(device)
+        else:
+            idx = torch.randint(0, data.shape[0], (cfg.batch,), generator=rng)
+            real = data[idx].to(device)
         if torch.rand(1, generator=rng).item() < 0.5:
             real = real.flip(3)
         # Discriminator
@@ -333,7 +356,12 @@ def export_gan(
         "size": cfg.size,
         "channels": int(ck["channels"]),
         "data": (
-            f"synthetic '{cfg.data}' images (napari_genprior.data.generators), training seeds 0…{cfg.pool - 1}"
+            f"synthetic '{cfg.data}' images (napari_genprior.data.generators), training seeds "
+            + (
+                f"0…{cfg.pool - 1}"
+                if cfg.pool
+                else f"0…{min(step * cfg.batch, EVAL_SEED_START) - 1}, fresh images every step"
+            )
             if cfg.data in DOMAINS
             else f"folder {cfg.data}"
         ),
