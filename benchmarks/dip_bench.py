@@ -180,8 +180,11 @@ def dip_params(case: Case, method: str, cap: int | None) -> dict[str, Any]:
 
 def run_dip(case: Case, params: dict[str, Any], device: str = "cpu") -> tuple[np.ndarray, dict[str, Any]]:
     """Run DIP; also track the best PSNR of the estimate every 100 steps (an oracle that sees the
-    clean image), to show how close automatic stopping gets to the best possible stop."""
+    clean image), to show how close automatic stopping gets to the best possible stop. The whole
+    PSNR trajectory is returned too (``trajectory``: ``[[step, psnr], …]``), so stopping rules can
+    be compared offline from the results log."""
     best = {"psnr": -np.inf, "step": 0}
+    trajectory: list[list[float]] = []
 
     def on_progress(ev: Any) -> None:
         if ev.preview is None:
@@ -190,6 +193,7 @@ def run_dip(case: Case, params: dict[str, Any], device: str = "cpu") -> tuple[np
         if case.clean.dtype == np.uint8:
             pv = np.rint(pv).clip(0, 255).astype(np.uint8)
         ps = metrics(pv, case.clean, case.channel_axis)["psnr"]
+        trajectory.append([ev.step, round(float(ps), 3)])
         if ps > best["psnr"]:
             best.update(psnr=ps, step=ev.step)
 
@@ -206,6 +210,7 @@ def run_dip(case: Case, params: dict[str, Any], device: str = "cpu") -> tuple[np
         "chosen": meta.get("chosen_step", [meta["config"]["iterations"]])[0],
         "oracle_psnr": best["psnr"],
         "oracle_step": best["step"],
+        "trajectory": trajectory,
     }
 
 
