@@ -100,3 +100,23 @@ def test_tapered_channels_build_matching_generator_and_discriminator():
     x = g(torch.randn(2, 16))
     assert x.shape == (2, 1, 64, 64) and d(x).shape == (2, 1)
     assert Generator.from_state_dict(g.state_dict()).channels == ch
+
+
+def test_latent_input_is_set_by_the_first_latent_and_round_trips_through_a_state_dict():
+    torch.manual_seed(0)
+    g = Generator(**SMALL, latent_input=True)
+    z = torch.randn(2, 32)
+    img, feats = g(z, return_features=True)
+    assert img.shape == (2, 3, 16, 16) and feats[0].shape == (2, 32, 4, 4)
+    wp = g.mapping(z)[:, None].repeat(1, g.n_latent, 1)
+    torch.testing.assert_close(g(w_plus=wp), img)
+    wp2 = wp.clone()
+    wp2[:, 0] += 1.0  # the first latent sets the 4×4 input (and the first conv's style)
+    assert not torch.allclose(g(w_plus=wp2), img)
+    x0 = g.input(wp[:, 0])
+    assert x0.shape == (2, 32, 4, 4) and not torch.allclose(x0[0], x0[1])  # one input per sample
+    # a constant-input generator has no such module; loading detects which one a state dict holds
+    g2 = Generator.from_state_dict(g.state_dict())
+    assert g2.latent_input
+    torch.testing.assert_close(g2(w_plus=wp), img)
+    assert not Generator.from_state_dict(Generator(**SMALL).state_dict()).latent_input

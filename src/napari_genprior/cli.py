@@ -222,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train without per-pixel noise inputs, so the latent alone sets the image (better for inversion)",
     )
+    tg.add_argument(
+        "--latent-input",
+        action="store_true",
+        help="the generator's 4×4 input is set by the latent instead of constant (more varied layouts)",
+    )
     tg.add_argument("--augment", action="store_true", help="differentiable augmentation (small data sets)")
     tg.add_argument(
         "--amp", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX-512 BF16 and on GPUs)"
@@ -433,6 +438,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         r1_gamma=args.r1_gamma,
         noise=not args.no_noise,
+        latent_input=args.latent_input,
         augment=args.augment,
         amp=args.amp,
         pool=args.pool,

@@ -182,6 +182,23 @@ class ConstantInput(nn.Module):
         return self.input.repeat(batch, 1, 1, 1)
 
 
+class LatentInput(nn.Module):
+    """A 4×4 input map set by the latent: learned constant + affine(w) reshaped to ``(C, 4, 4)``.
+
+    Not in StyleGAN2 (whose input is constant): it lets the latent place the coarse layout directly,
+    which small models trained briefly otherwise fail to vary (every sample shares one layout).
+    """
+
+    def __init__(self, channels: int, style_dim: int, size: int = 4) -> None:
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+        self.affine = EqualLinear(style_dim, channels * size * size)
+        self.shape = (channels, size, size)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.input + self.affine(w).view(w.shape[0], *self.shape)
+
+
 class StyledConv(nn.Module):
     def __init__(self, c_in: int, c_out: int, k: int, style_dim: int, upsample: bool = False) -> None:
         super().__init__()
@@ -242,7 +259,8 @@ class Generator(nn.Module):
 
     ``forward(z)`` maps ``z`` ``(B, style_dim)`` through the mapping network; pass ``w_plus``
     ``(B, n_latent, style_dim)`` to give one latent per layer (W+). ``return_features=True`` also
-    returns the feature map after each resolution block (4×4 first).
+    returns the feature map after each resolution block (4×4 first). ``latent_input=True``
+    replaces the constant 4×4 input by :class:`LatentInput` (fed the first layer's latent).
     """
 
     def __init__(
@@ -255,6 +273,7 @@ class Generator(nn.Module):
         image_channels: int = 3,
         lr_mlp: float = 0.01,
         channels: dict[int, int] | None = None,
+        latent_input: bool = False,
     ) -> None:
         super().__init__()
         if size < 4 or size & (size - 1):
@@ -268,7 +287,8 @@ class Generator(nn.Module):
             *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True) for _ in range(n_mlp)],
         )
         c4 = self.channels[4]
-        self.input = ConstantInput(c4)
+        self.latent_input = latent_input
+        self.input = LatentInput(c4, style_dim) if latent_input else ConstantInput(c4)
         self.conv1 = StyledConv(c4, c4, 3, style_dim)
         self.to_rgb1 = ToRGB(c4, style_dim, image_channels, upsample=False)
         self.log_size = int(math.log2(size))
@@ -308,6 +328,7 @@ class Generator(nn.Module):
             n_mlp=n_mlp,
             image_channels=state["to_rgb1.bias"].shape[1],
             channels=channels,
+            latent_input="input.affine.weight" in state,
         )
         net.load_state_dict(state, strict=True)
         return net
@@ -355,7 +376,8 @@ class Generator(nn.Module):
         elif noise == "random":
             noise = [None] * self.num_layers
         batch = w_plus.shape[0]
-        out = self.conv1(self.input(batch), w_plus[:, 0], noise[0])
+        x = self.input(w_plus[:, 0]) if self.latent_input else self.input(batch)
+        out = self.conv1(x, w_plus[:, 0], noise[0])
         skip = self.to_rgb1(out, w_plus[:, 1])
         feats = [out]
         i = 1

@@ -43,6 +43,7 @@ class GanConfig:
     r1_every: int = 16
     ema_kimg: float = 5.0  # EMA half-life in thousands of images …
     ema_rampup: float = 0.05  # … but at most this fraction of the images seen so far (0: off)
+    latent_input: bool = False  # True: the 4×4 input is set by the latent (LatentInput), not constant
     noise: bool = True  # False: per-pixel noise inputs off (strengths frozen at 0), so z alone sets the image
     augment: bool = False
     amp: bool = False  # bfloat16 autocast for the G and D passes (R1 stays float32)
@@ -159,9 +160,8 @@ def build_models(cfg: GanConfig, channels: int) -> tuple[Generator, Discriminato
     kw = dict(size=cfg.size, max_channels=cfg.max_channels, image_channels=channels)
     if cfg.channel_base > 0:
         kw["channels"] = tapered_channels(cfg.size, cfg.channel_base, cfg.max_channels)
-    g = Generator(style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, **kw)
-    d = Discriminator(**kw)
-    g_ema = Generator(style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, **kw)
+    gkw = dict(style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, latent_input=cfg.latent_input, **kw)
+    g, d, g_ema = Generator(**gkw), Discriminator(**kw), Generator(**gkw)
     if not cfg.noise:
         for m in g.modules():
             if isinstance(m, NoiseInjection):
