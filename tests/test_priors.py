@@ -41,6 +41,8 @@ def test_export_card_and_float16_bundle(tiny_ckpt, tmp_path):
     assert set(m) == {"prior", "baseline_blurred_noise", "real_vs_real"}
     # the noise floor (two draws of real data) is far below the blurred-noise baseline
     assert m["real_vs_real"] < 0.5 * m["baseline_blurred_noise"]
+    layout = card["metrics"]["layout_correlation"]
+    assert set(layout) == {"prior", "real"} and abs(layout["real"]) < 0.2
     assert iio.imread(tmp_path / "grid.png").shape == (64, 64, 3)
 
 
@@ -80,6 +82,20 @@ def test_fidelity_ranks_real_data_closest():
     assert floor < 0.5 * noise
     assert swd(real, real)["mean"] < 0.5 * noise  # other patch positions of the same images
     assert blurred_noise(real[..., 0], 4).shape == (4, 32, 32)
+
+
+def test_layout_correlation_sees_a_shared_layout_that_swd_misses():
+    from napari_genprior.train.fidelity import layout_correlation
+
+    real = np.stack(generate("albedo", 32, 32, EVAL_SEED_START))
+    assert abs(layout_correlation(real)) < 0.1  # independent layouts
+    # one layout recoloured 32 times: the same edges everywhere
+    rng = np.random.default_rng(0)
+    recoloured = np.clip(real[:1] * rng.uniform(0.5, 1.5, (32, 1, 1, 3)), 0, 1)
+    assert layout_correlation(recoloured) > 0.9
+    assert layout_correlation(recoloured[..., 0]) > 0.9  # grey images too
+    with pytest.raises(ValueError, match="at least two"):
+        layout_correlation(real[:1])
 
 
 def test_sample_command_grid_and_stack(tiny_ckpt, tmp_path, capsys):

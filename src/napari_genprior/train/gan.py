@@ -325,7 +325,7 @@ def export_gan(
     ``grid_png``: also write a 4×4 sample grid there (for the docs).
     """
     from ..engines.prior import load_prior, sample_grid, sample_prior
-    from .fidelity import blurred_noise, swd
+    from .fidelity import blurred_noise, layout_correlation, swd
 
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
     cfg = GanConfig(**{k: v for k, v in ck["config"].items() if k in GanConfig.__dataclass_fields__})
@@ -342,6 +342,7 @@ def export_gan(
     }
     if train is not None:
         fidelity["real_vs_real"] = swd(held, train)
+    layout = {"prior": round(layout_correlation(fake), 3), "real": round(layout_correlation(held), 3)}
     if grid_png is not None:
         import imageio.v3 as iio
 
@@ -373,9 +374,15 @@ def export_gan(
         "steps": step,
         "wall_time": f"{wall / 60:.0f} min",
         "iterations_per_s": round(step / wall, 3) if wall > 0 else None,
-        "metrics": {"mean": {k: v["mean"] for k, v in fidelity.items()}, "swd_levels": fidelity},
+        "metrics": {
+            "mean": {k: v["mean"] for k, v in fidelity.items()},
+            "swd_levels": fidelity,
+            "layout_correlation": layout,
+        },
         "evaluation": f"SWD ×1000 of 7×7 Laplacian-pyramid patches (smaller is closer) against {desc}; "
-        f"{len(held)} samples of the prior (seed 0, no truncation, stored float16 weights)",
+        f"{len(held)} samples of the prior (seed 0, no truncation, stored float16 weights). "
+        "layout_correlation: mean pairwise correlation of edge maps (≈ 0 for independent layouts, "
+        "→ 1 when all samples share one layout)",
         "samples_png": str(grid_png) if grid_png else None,
         "weights": "float16 (g_ema only)",
     }
