@@ -42,7 +42,7 @@ def test_export_card_and_float16_bundle(tiny_ckpt, tmp_path):
     # the noise floor (two draws of real data) is far below the blurred-noise baseline
     assert m["real_vs_real"] < 0.5 * m["baseline_blurred_noise"]
     layout = card["metrics"]["layout_correlation"]
-    assert set(layout) == {"prior", "real"} and abs(layout["real"]) < 0.2
+    assert set(layout) == {"prior", "real", "prior_interior", "real_interior"} and abs(layout["real"]) < 0.2
     assert iio.imread(tmp_path / "grid.png").shape == (64, 64, 3)
 
 
@@ -94,8 +94,14 @@ def test_layout_correlation_sees_a_shared_layout_that_swd_misses():
     recoloured = np.clip(real[:1] * rng.uniform(0.5, 1.5, (32, 1, 1, 3)), 0, 1)
     assert layout_correlation(recoloured) > 0.9
     assert layout_correlation(recoloured[..., 0]) > 0.9  # grey images too
+    # a frame shared by independent layouts: seen in the whole image, not in the interior
+    framed = real.copy()
+    framed[:, :4], framed[:, -4:], framed[:, :, :4], framed[:, :, -4:] = 0, 0, 0, 0
+    assert layout_correlation(framed) > 0.3 > abs(layout_correlation(framed, margin=5))
     with pytest.raises(ValueError, match="at least two"):
         layout_correlation(real[:1])
+    with pytest.raises(ValueError, match="margin"):
+        layout_correlation(real, margin=16)
 
 
 def test_sample_command_grid_and_stack(tiny_ckpt, tmp_path, capsys):

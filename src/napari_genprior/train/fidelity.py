@@ -92,18 +92,23 @@ def swd(reference: np.ndarray, candidate: np.ndarray, seed: int = 0, **kw) -> di
     return {"levels": [round(v, 2) for v in levels], "mean": round(float(np.mean(levels)), 2)}
 
 
-def layout_correlation(images: np.ndarray) -> float:
+def layout_correlation(images: np.ndarray, margin: int = 0) -> float:
     """Mean pairwise correlation of the images' edge maps (gradient magnitude of the channel mean).
 
     ``images``: ``(N, H, W)`` or ``(N, H, W, C)``, N ≥ 2. About 0 when the images' layouts are
     independent (as for real data); near 1 when every image puts its edges in the same places —
-    the layout collapse a patch statistic such as SWD does not see.
+    the layout collapse a patch statistic such as SWD does not see. ``margin`` pixels at each
+    border are left out (so a frame artefact shared by all samples does not dominate).
     """
     x = np.asarray(images, np.float64)
     if x.ndim == 4:
         x = x.mean(-1)
     if x.ndim != 3 or len(x) < 2:
         raise ValueError(f"need at least two images (N, H, W[, C]), not {x.shape}")
+    if margin > 0:
+        if 2 * margin + 2 > min(x.shape[1:]):
+            raise ValueError(f"margin {margin} leaves too little of {x.shape[1]}×{x.shape[2]} images")
+        x = x[:, margin:-margin, margin:-margin]
     gy, gx = np.gradient(x, axis=(1, 2))
     e = np.hypot(gy, gx).reshape(len(x), -1)
     e = (e - e.mean(1, keepdims=True)) / (e.std(1, keepdims=True) + 1e-12)
