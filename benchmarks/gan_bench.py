@@ -5,7 +5,8 @@ and the fidelity figures of the bundled priors from their model cards.
 
 Speed: one training step = a discriminator step (with the lazy R1 penalty amortised as in
 training) and a generator step, measured on the training command's own loop (``train_gan``); the
-time of building the data pool and the models is excluded. Median over repeats.
+time of building the data pool and the models is excluded (with ``--pool 0`` the fresh synthetic
+images of each step are drawn inside the loop and count). Median over repeats.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def seconds_per_step(trained: GanConfig, amp: bool, steps: int) -> float:
             trained,
             out=str(Path(d) / "g.pt"),
             steps=2,
-            pool=32,
+            pool=32 if trained.pool else 0,  # streaming draws its images in the loop: keep it
             amp=amp,
             sample_every=10**9,
             ckpt_every=10**9,
@@ -57,6 +58,12 @@ def seconds_per_step(trained: GanConfig, amp: bool, steps: int) -> float:
         t = time.perf_counter()
         train_gan(cfg, log=lambda _m: None)
         return (time.perf_counter() - t - setup) / steps
+
+
+def layout_cell(card: dict, who: str) -> str:
+    """'whole (interior)' layout correlation of ``who`` (prior or real) from a model card."""
+    lc = card["metrics"].get("layout_correlation")
+    return f"{lc[who]:.3f} ({lc[who + '_interior']:.3f})" if lc else "-"
 
 
 def main() -> None:
@@ -78,6 +85,8 @@ def main() -> None:
                 f"{cfg.max_channels} (base {cfg.channel_base})" if cfg.channel_base else cfg.max_channels,
                 cfg.batch,
                 "yes" if cfg.augment else "no",
+                "latent" if cfg.latent_input else "constant",
+                "fresh" if cfg.pool == 0 else cfg.pool,
                 f"{cells[0]:.2f} s ({1 / cells[0]:.2f} it/s)",
                 f"{cells[1]:.2f} s ({1 / cells[1]:.2f} it/s)",
                 f"{cells[0] / cells[1]:.2f}×",
@@ -91,6 +100,8 @@ def main() -> None:
             "max channels",
             "batch",
             "augment",
+            "4×4 input",
+            "data pool",
             "float32 per step",
             "bf16 autocast per step",
             "speed-up",
@@ -111,10 +122,23 @@ def main() -> None:
                 mean["prior"],
                 mean["baseline_blurred_noise"],
                 mean.get("real_vs_real", "-"),
+                layout_cell(m, "prior"),
+                layout_cell(m, "real"),
             ]
         )
     fid_table = markdown_table(
-        ["prior", "size", "steps", "wall time", "SWD prior", "SWD blurred noise", "SWD real vs real"], fid
+        [
+            "prior",
+            "size",
+            "steps",
+            "wall time",
+            "SWD prior",
+            "SWD blurred noise",
+            "SWD real vs real",
+            "layout corr. prior (interior)",
+            "layout corr. real (interior)",
+        ],
+        fid,
     )
     print(speed + "\n\n" + fid_table)
     if args.no_write:
@@ -125,7 +149,9 @@ def main() -> None:
         f"{args.repeats} × {args.steps} steps. Machine: {machine()}.\n\n{speed}\n\n"
         "Fidelity of the bundled priors (from their model cards): SWD ×1000 of 7×7 Laplacian-pyramid "
         "patches against held-out real images (evaluation seeds); smaller is closer. 'Blurred noise' is "
-        "the trivial baseline, 'real vs real' two independent draws of the real data (the floor).\n\n"
+        "the trivial baseline, 'real vs real' two independent draws of the real data (the floor). "
+        "Layout correlation: mean pairwise correlation of the samples' edge maps, whole image and "
+        "interior (≈ 0 for independent layouts, → 1 when all samples share one layout).\n\n"
         f"{fid_table if fid else '(no bundled priors yet)'}\n"
     )
     write_section("gan_bench", body)
