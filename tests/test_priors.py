@@ -127,3 +127,17 @@ def test_prior_sample_data_from_a_bundled_prior(tiny_ckpt, tmp_path, monkeypatch
     assert meta["metadata"]["prior"] == "tiny" and "StyleGAN2" in meta["metadata"]["model_card"]
     assert main(["models"]) == 0
     assert "tiny: StyleGAN2 prior 'shading'" in capsys.readouterr().out
+
+
+def test_sampling_latents_do_not_replay_the_initialisation_stream():
+    """Training initialises under torch.manual_seed(0); sample latents for seed 0 must not be the
+    rows of the mapping network's first weight matrix (they were once: torch's generator, seed 0)."""
+    from napari_genprior.engines.prior import latents
+    from napari_genprior.nets.stylegan2 import Generator
+
+    torch.manual_seed(0)
+    w1 = Generator(size=16, style_dim=32, n_mlp=2, max_channels=16).style[1].weight.detach()
+    z = latents(16, 32, seed=0)
+    cos = torch.nn.functional.normalize(z, dim=1) @ torch.nn.functional.normalize(w1, dim=1).T
+    assert float(cos.abs().max()) < 0.8  # random 32-d directions; a replayed row gives 1.0
+    assert z.shape == (16, 32) and torch.equal(latents(4, 32, 0), z[:4])

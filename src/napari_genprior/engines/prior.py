@@ -10,7 +10,7 @@ import torch
 
 from ..nets.stylegan2 import Generator
 
-__all__ = ["bundled_priors", "load_prior", "sample_grid", "sample_prior"]
+__all__ = ["bundled_priors", "latents", "load_prior", "sample_grid", "sample_prior"]
 
 
 def bundled_priors() -> list[str]:
@@ -57,6 +57,17 @@ def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     return Generator.from_state_dict(state).to(device).eval()
 
 
+def latents(n: int, dim: int, seed: int) -> torch.Tensor:
+    """``n`` standard-normal latents ``(n, dim)`` float32; row ``i`` depends only on ``seed`` and ``i``.
+
+    Drawn with NumPy's generator, not torch's: a torch generator seeded like the training run's
+    initialisation (``torch.manual_seed(0)``) replays the numbers of the mapping network's first
+    weight matrix, whose rows such latents would then match — and those samples are far off the
+    prior's distribution (seen: oversaturated, blurred albedo samples for seed 0 only).
+    """
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal((n, dim))).float()
+
+
 @torch.no_grad()
 def sample_prior(
     generator: Generator,
@@ -75,12 +86,12 @@ def sample_prior(
     if not 0 <= truncation <= 1:
         raise ValueError("truncation must be in [0, 1]")
     dev = generator.input.input.device
-    g = torch.Generator().manual_seed(seed)
-    z_all = torch.randn(n, generator.style_dim, generator=g)
+    z_all = latents(n, generator.style_dim, seed)
     mean = None
     if truncation < 1:
-        g_mean = torch.Generator().manual_seed(seed + 1)  # independent of n, so sample i stays fixed
-        z_mean = torch.randn(4096, generator.style_dim, generator=g_mean).to(dev)
+        z_mean = latents(4096, generator.style_dim, seed + 1).to(
+            dev
+        )  # independent of n: sample i stays fixed
         mean = generator.mapping(z_mean).mean(0, keepdim=True)
     out = []
     for i in range(0, n, batch):
