@@ -9,7 +9,7 @@ import pytest
 from napari_genprior.data.generators import EVAL_SEED_START
 from napari_genprior.engines.prior import load_prior, sample_prior
 from napari_genprior.models import card, list_models
-from napari_genprior.train.fidelity import blurred_noise, swd
+from napari_genprior.train.fidelity import blurred_noise, layout_correlation, swd
 from napari_genprior.train.gan import _domain_images
 
 PRIORS = {"albedo": (64, 3), "shading": (64, 1), "nuclei": (128, 1), "illumination": (64, 1)}
@@ -43,6 +43,8 @@ def test_shipped_prior_is_far_closer_to_held_out_data_than_blurred_noise(name):
     assert d_prior < d_noise / 3, (d_prior, d_noise)
     # the latent, not chance, sets the image: different seeds give different samples
     assert np.abs(fake[0] - fake[1]).mean() > 0.02
+    # and the layouts are not all one: interior edge maps far from the collapsed albedo's 0.29
+    assert layout_correlation(fake, margin=size // 8) < 0.2, name
 
 
 @pytest.mark.parametrize("key,shape", [("prior_nuclei", (16, 128, 128)), ("prior_albedo", (16, 64, 64, 3))])
