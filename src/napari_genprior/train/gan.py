@@ -342,9 +342,8 @@ def export_gan(
     }
     if train is not None:
         fidelity["real_vs_real"] = swd(held, train)
-    inner = (
-        cfg.size // 8
-    )  # interior: a frame artefact shared by all samples counts only in the whole-image figure
+    # interior: a frame artefact shared by all samples counts only in the whole-image figure
+    inner = cfg.size // 8
     layout = {
         "prior": round(layout_correlation(fake), 3),
         "real": round(layout_correlation(held), 3),
