@@ -89,9 +89,8 @@ def sample_prior(
     z_all = latents(n, generator.style_dim, seed)
     mean = None
     if truncation < 1:
-        z_mean = latents(4096, generator.style_dim, seed + 1).to(
-            dev
-        )  # independent of n: sample i stays fixed
+        # a stream of its own, independent of n, so sample i stays fixed
+        z_mean = latents(4096, generator.style_dim, seed + 1).to(dev)
         mean = generator.mapping(z_mean).mean(0, keepdim=True)
     out = []
     for i in range(0, n, batch):

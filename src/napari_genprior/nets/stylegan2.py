@@ -287,7 +287,6 @@ class Generator(nn.Module):
             *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True) for _ in range(n_mlp)],
         )
         c4 = self.channels[4]
-        self.latent_input = latent_input
         self.input = LatentInput(c4, style_dim) if latent_input else ConstantInput(c4)
         self.conv1 = StyledConv(c4, c4, 3, style_dim)
         self.to_rgb1 = ToRGB(c4, style_dim, image_channels, upsample=False)
@@ -307,6 +306,11 @@ class Generator(nn.Module):
             self.convs.append(StyledConv(c_out, c_out, 3, style_dim))
             self.to_rgbs.append(ToRGB(c_out, style_dim, image_channels))
             c_in = c_out
+
+    @property
+    def latent_input(self) -> bool:
+        """Whether the 4×4 input is set by the latent (:class:`LatentInput`) rather than constant."""
+        return isinstance(self.input, LatentInput)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> Generator:
