@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--iterations",
             type=_iterations,
             default="auto",
-            help="a number, or 'auto' (default: stop near the best iterate by ES-WMV, "
-            "at most the preset's number of steps)",
+            help="a number, or 'auto' (default: stop near the best iterate by ES-WMV — once the "
+            "iterates' variance has not fallen for a while — at most the preset's number of steps)",
         )
         t.add_argument(
             "--uncertainty", type=Path, default=None, help="also write the per-pixel spread here (.tif)"

@@ -116,7 +116,7 @@ PRESETS["fast"] = {
         "channels": 32,
         "skip_channels": 16,
         "precision": "bfloat16",
-        "auto_patience": 300,
+        "auto_patience": 200,
         "denoise_reg": (1 / 50, 1 / 33),
         "ema": 0.99,  # averaging the iterates: +0.8 dB for SR ×4 on camera at 1500 steps
         **({"iterations": 3000} if task == "inpaint" else {}),
@@ -141,9 +141,10 @@ PRECISIONS = ("float32", "bfloat16")
 #: (docs/benchmarks.md): fast preset 0.6 GB at 256², 1.4 GB at 512², 4.2 GB at 1024²; the
 #: paper preset about twice that. Larger planes are tiled so a fit stays near 1.5 GB.
 DEFAULT_TILE = 512
-#: With averaged outputs, automatic stopping waits until this multiple of the step of lowest
-#: iterate variance (see ``_fit_plane``).
-AUTO_LAG = 1.6
+#: Automatic stopping counts a fall of the windowed iterate variance only when it is at least
+#: this fraction below the previous reference, so a long plateau stops the fit too (see
+#: ``_fit_plane``; chosen with benchmarks/dip_stop_study.py).
+AUTO_TOLERANCE = 0.01
 
 
 @dataclass
@@ -327,12 +328,11 @@ def _fit_plane(
 ) -> Generator[Progress, None, _PlaneFit]:
     """Fit one ``(C, H, W)`` plane in ``[0, 1]``; returns the estimate ``(C, H·f, W·f)`` in ``[0, 1]``.
 
-    With ``cfg["auto_stop"]``, ES-WMV: ``t*`` is the step where the variance of the last
-    ``auto_window`` iterates was lowest. Without output averaging the fit stops ``auto_patience``
-    steps after ``t*`` and returns the estimate of step ``t*``. With averaging (EMA), whose
-    estimate peaks later than the raw iterates, it stops at ``max(t* + patience, AUTO_LAG·t*)``
-    and returns the average there (measured: camera σ = 25, fast preset, variance minimum at step
-    ~500, averaged PSNR peak at ~800).
+    With ``cfg["auto_stop"]``, ES-WMV with a tolerance: ``t*`` is the last step where the mean
+    variance of the last ``auto_window`` iterates fell at least :data:`AUTO_TOLERANCE` below its
+    value at the previous such step (a minimum, or the start of a plateau). The fit stops
+    ``auto_patience`` steps after ``t*`` and returns the estimate of step ``t*`` — or, with output
+    averaging (EMA), whose estimate peaks later than the raw iterates, the average at the stop.
     """
     c, h, w = y.shape
     f = p.scale if p.task == "sr" else 1
@@ -418,7 +418,7 @@ def _fit_plane(
                 if auto and window.full:
                     vmap = window.variance_map()
                     v = float(vmap.mean())
-                    if v < best_var:
+                    if v < (1.0 - AUTO_TOLERANCE) * best_var:  # a significant fall
                         best_var, best_step = v, i + 1
                         best_x = (avg if avg is not None else out.detach())[crop].clone()
                         best_spread = vmap.mean(dim=0).sqrt()
@@ -429,8 +429,7 @@ def _fit_plane(
         note = " · ".join(t for t in (label, "backtracked" if restored else "") if t)
         yield Progress(step0 + i + 1, total, float(loss.detach()), preview, note)
         if auto and best_x is not None and i + 1 - best_step >= cfg["auto_patience"]:
-            if avg is None or i + 1 >= math.ceil(AUTO_LAG * best_step):
-                break
+            break
     steps = i + 1
 
     with torch.no_grad():
