@@ -5,6 +5,7 @@ classical methods, side by side on the same 256×256 images.
     python benchmarks/dip_bench.py --quick             # smoke run in a few minutes (prints only)
     python benchmarks/dip_bench.py --methods fast,classical --images camera,astronaut
     python benchmarks/dip_bench.py --reuse             # take finished rows from the results log
+    python benchmarks/dip_bench.py --reuse --logged-only --memory   # rebuild the table from the log
 
 Images: scikit-image's camera (grey), astronaut and coffee (RGB), and the project's synthetic
 fluorescence image, all 256×256. Tasks: Gaussian denoising σ = 25 (8-bit), Poisson–Gaussian
@@ -287,6 +288,11 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--reuse", action="store_true", help="take rows with the same settings from the log")
+    ap.add_argument(
+        "--logged-only",
+        action="store_true",
+        help="with --reuse: DIP rows not in the log are left out (not run), e.g. the paper preset's",
+    )
     ap.add_argument("--memory", action="store_true", help="also measure peak memory at 2048²")
     ap.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     ap.add_argument("--log", type=Path, default=LOG, help=f"results log (default {LOG.relative_to(ROOT)})")
@@ -315,6 +321,8 @@ def main() -> None:
             if key in log:
                 rows.append({**log[key], "reused": True})
                 print(f"reused {case.image} {case.task} {method} from {log[key]['date']}", flush=True)
+                continue
+            if args.logged_only:
                 continue
             print(f"running DIP {method} on {case.image} {case.task} …", flush=True)
             y, info = run_dip(case, params, args.device)
