@@ -239,6 +239,22 @@ def test_auto_stopping_stops_and_records_the_step(smooth_image):
     assert stopped < res.metadata["config"]["iterations"] and chosen == stopped - 10 and chosen >= 5
 
 
+def test_auto_stopping_stops_on_a_slow_plateau(smooth_image, monkeypatch):
+    """A variance that keeps falling, but by less than AUTO_TOLERANCE per patience, stops the fit."""
+    calls = {"n": 0}
+
+    def slowly_falling(self):  # 0.02 % per step: 1 % takes ~50 steps, longer than the patience
+        calls["n"] += 1
+        return torch.full((1, 4, 4), 1e-3 * (1 - 2e-4) ** calls["n"])
+
+    monkeypatch.setattr(dip._MovingWindow, "variance_map", slowly_falling)
+    params = {**TINY, "iterations": "auto", "auto_window": 5, "auto_patience": 20}
+    res = drive(dip.run(smooth_image, params, device="cpu"))
+    (stopped,), (chosen,) = res.metadata["stopped_at"], res.metadata["chosen_step"]
+    assert stopped == 5 + 20  # reference set when the window fills (step 5), no 1 % fall since
+    assert chosen == stopped  # averaged output: the average where it stopped
+
+
 def test_uncertainty_layer():
     rgb = (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)
     res = run(rgb, iterations=6, uncertainty=True, auto_window=4)
