@@ -116,25 +116,10 @@ def record(image: str, task: str, steps: int, size: int = 256) -> dict[str, Any]
 Rule = Callable[[dict[str, Any]], int]
 
 
-def eswmv(patience: int, lag: float) -> Rule:
-    """The engine's rule: t* = argmin of the windowed variance so far; stop at max(t*+P, lag·t*)."""
-
-    def rule(tr: dict[str, Any]) -> int:
-        best, t_best = math.inf, 0
-        for i, v in enumerate(tr["var"]):
-            n = i + 1
-            if v is not None and v < best:
-                best, t_best = v, n
-            if t_best and n - t_best >= patience and n >= math.ceil(lag * t_best):
-                return n
-        return len(tr["var"])
-
-    return rule
-
-
-def plateau(patience: int, eps: float) -> Rule:
-    """ES-WMV with a tolerance: stop once the windowed variance has not fallen more than ``eps``
-    (relative) below its earlier minimum for ``patience`` steps — a minimum, or a plateau."""
+def es_wmv(patience: int, eps: float = 0.0, lag: float = 1.0) -> Rule:
+    """ES-WMV: ``t*`` = the last step where the windowed variance fell more than ``eps`` (relative)
+    below its value at the previous such step (``eps = 0``: the running minimum); stop at
+    ``max(t* + patience, lag·t*)``. The engine's rule is ``eps = AUTO_TOLERANCE, lag = 1``."""
 
     def rule(tr: dict[str, Any]) -> int:
         best, t_best = math.inf, 0
@@ -142,7 +127,7 @@ def plateau(patience: int, eps: float) -> Rule:
             n = i + 1
             if v is not None and v < (1.0 - eps) * best:
                 best, t_best = v, n  # a significant fall: the new reference
-            if t_best and n - t_best >= patience:
+            if t_best and n - t_best >= patience and n >= math.ceil(lag * t_best):
                 return n
         return len(tr["var"])
 
@@ -208,15 +193,15 @@ def main() -> None:
         return
     traces = [json.loads(line) for line in a.traces.read_text().splitlines() if line.strip()]
     rules: dict[str, Rule] = {
-        "engine: plateau P=200 eps=0.01": plateau(200, dip.AUTO_TOLERANCE),
-        "before: es-wmv P=300 lag=1.6": eswmv(300, 1.6),
+        "engine: plateau P=200 eps=0.01": es_wmv(200, dip.AUTO_TOLERANCE),
+        "before: es-wmv P=300 lag=1.6": es_wmv(300, lag=1.6),
     }
     for p in (100, 200, 300):
         for lag in (1.0, 1.4):
-            rules[f"es-wmv P={p} lag={lag}"] = eswmv(p, lag)
+            rules[f"es-wmv P={p} lag={lag}"] = es_wmv(p, lag=lag)
     for p in (150, 200, 250):
         for eps in (0.005, 0.01, 0.02, 0.03):
-            rules[f"plateau P={p} eps={eps}"] = plateau(p, eps)
+            rules[f"plateau P={p} eps={eps}"] = es_wmv(p, eps)
     for level in (0.9, 0.95):
         rules[f"discrepancy {level}"] = discrepancy(level)
     table = evaluate(traces, rules)
