@@ -346,3 +346,16 @@ def test_moving_window_variance_matches_a_direct_computation():
             torch.testing.assert_close(
                 win.variance_map(), last.var(dim=0, unbiased=False), atol=1e-6, rtol=1e-5
             )
+
+
+def test_fast_sr_runs_as_many_steps_as_paper_with_a_longer_patience():
+    """SR data are noise-free, so its average keeps improving after the variance levels: the fast
+    preset gives SR ×4 the paper's 2000 steps and the paper's patience, denoising a short one."""
+    sr = dip.resolve_config(dip.DIPParams.from_any({"task": "sr", "scale": 4, "iterations": "auto"}))
+    den = dip.resolve_config(dip.DIPParams.from_any({"task": "denoise", "iterations": "auto"}))
+    paper_sr = dip.resolve_config(dip.DIPParams.from_any({"task": "sr", "scale": 4, "preset": "paper"}))
+    assert sr["iterations"] == paper_sr["iterations"] == 2000
+    assert sr["auto_patience"] == 500 and den["auto_patience"] == 200
+    assert sr["channels"] < paper_sr["channels"]
+    own = {"task": "sr", "scale": 4, "iterations": "auto", "auto_patience": 50}
+    assert dip.resolve_config(dip.DIPParams.from_any(own))["auto_patience"] == 50
