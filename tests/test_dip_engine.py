@@ -349,7 +349,7 @@ def test_moving_window_variance_matches_a_direct_computation():
 
 
 def test_fast_sr_runs_as_many_steps_as_paper_with_a_longer_patience():
-    """SR data are noise-free, so its average keeps improving after the variance levels: the fast
+    """With little noise in its input, SR's average keeps improving after the variance levels: the fast
     preset gives SR ×4 the paper's 2000 steps and the paper's patience, denoising a short one."""
     sr = dip.resolve_config(dip.DIPParams.from_any({"task": "sr", "scale": 4, "iterations": "auto"}))
     den = dip.resolve_config(dip.DIPParams.from_any({"task": "denoise", "iterations": "auto"}))

@@ -120,7 +120,8 @@ PRESETS["fast"] = {
         "denoise_reg": (1 / 50, 1 / 33),
         "ema": 0.99,  # averaging the iterates: +0.8 dB for SR ×4 on camera at 1500 steps
         **({"iterations": 3000} if task == "inpaint" else {}),
-        # SR data are not noisy, so its average keeps improving long after the variance levels.
+        # With little noise in the low-resolution input, the SR average keeps improving long
+        # after the variance levels (docs/dip.md).
         **({"auto_patience": 500} if task == "sr" else {}),
     }
     for task, cfg in PRESETS["paper"].items()
