@@ -6,6 +6,7 @@ classical methods, side by side on the same 256×256 images.
     python benchmarks/dip_bench.py --methods fast,classical --images camera,astronaut
     python benchmarks/dip_bench.py --reuse             # take finished rows from the results log
     python benchmarks/dip_bench.py --reuse --logged-only --memory   # rebuild the table from the log
+    python benchmarks/dip_bench.py --reuse --logged-only   # same, quoting the last logged memory
 
 Images: scikit-image's camera (grey), astronaut and coffee (RGB), and the project's synthetic
 fluorescence image, all 256×256. Tasks: Gaussian denoising σ = 25 (8-bit), Poisson–Gaussian
@@ -15,7 +16,8 @@ bicubic downscaling, as MATLAB's imresize) and inpainting of 50 % missing pixels
 Every finished row is appended to ``benchmarks/results/dip_bench.jsonl`` (with the commit, date
 and machine). A paper-preset row costs 45–115 minutes on a 2-core CPU; ``--reuse`` takes rows of
 the same settings from that log instead of recomputing them, and the table marks them. Peak memory
-of a tiled 2048×2048 fit (``--memory``) is measured in a child process.
+of a tiled 2048×2048 fit (``--memory``) is measured in a child process and logged to
+``benchmarks/results/dip_memory.jsonl``; ``--reuse`` without ``--memory`` quotes the last logged one.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from napari_genprior.engines import dip, drive  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "benchmarks" / "results" / "dip_bench.jsonl"
+MEMORY_LOG = ROOT / "benchmarks" / "results" / "dip_memory.jsonl"
 IMAGES = ("camera", "astronaut", "coffee", "fluorescence")
 TASKS = ("denoise", "denoise-poisson", "sr4", "inpaint50")
 METHODS = ("classical", "fast", "paper")
@@ -353,10 +356,18 @@ def main() -> None:
     text = f"{table}\n\n{summary}"
     print(text)
     mem_text = ""
+    mem, mem_note = None, ""
     if args.memory:
         mem = measure_memory()
-        mem_text = "Peak resident memory (fast preset, grey image, whole process):\n\n" + markdown_table(
-            ["image", "peak memory (GiB)"], [[k, f"{v:.2f}"] for k, v in mem.items()]
+        if not args.quick:
+            append_log({"memory": mem, "commit": commit, "date": today, "machine": machine()}, MEMORY_LOG)
+    elif args.reuse and MEMORY_LOG.exists():
+        last = json.loads(MEMORY_LOG.read_text().splitlines()[-1])
+        mem, mem_note = last["memory"], f" (logged on {last['date']}, commit {last['commit']})"
+    if mem is not None:
+        mem_text = (
+            f"Peak resident memory (fast preset, grey image, whole process){mem_note}:\n\n"
+            + markdown_table(["image", "peak memory (GiB)"], [[k, f"{v:.2f}"] for k, v in mem.items()])
         )
         print(mem_text)
     if args.quick or args.no_write:
