@@ -14,7 +14,7 @@ denoising (fluorescence, 16-bit camera counts), SR ×4 (low-resolution image mad
 bicubic downscaling, as MATLAB's imresize) and inpainting of 50 % missing pixels.
 
 Every finished row is appended to ``benchmarks/results/dip_bench.jsonl`` (with the commit, date
-and machine). A paper-preset row costs 45–115 minutes on a 2-core CPU; ``--reuse`` takes rows of
+and machine). A paper-preset row costs 48–120 minutes on a 2-core CPU; ``--reuse`` takes rows of
 the same settings from that log instead of recomputing them, and the table marks them. Peak memory
 of a tiled 2048×2048 fit (``--memory``) is measured in a child process and logged to
 ``benchmarks/results/dip_memory.jsonl``; ``--reuse`` without ``--memory`` quotes the last logged one.

@@ -221,8 +221,8 @@ def main() -> None:
             "against the clean image). P: patience (steps); eps: the relative fall of the windowed "
             "variance that counts as progress; lag: also wait until lag × t*. 'discrepancy L': stop when "
             "the residual whitened by the estimated noise variance (mean over 50 steps) falls below L; "
-            "'max(engine, discrepancy L)': whichever of the two stops later. Rules that run to the end stop at the last recorded step.\n\n"
-            + table,
+            "'max(engine, discrepancy L)': whichever of the two stops later. Rules that run to the "
+            "end stop at the last recorded step.\n\n" + table,
         )
 
 
