@@ -139,9 +139,9 @@ _OVERRIDABLE = (
     "precision",
 )
 PRECISIONS = ("float32", "bfloat16")
-#: Default tile side (output pixels). Measured peak memory of one fit on this project's CPU
-#: (docs/benchmarks.md): fast preset 0.6 GB at 256², 1.4 GB at 512², 4.2 GB at 1024²; the
-#: paper preset about twice that. Larger planes are tiled so a fit stays near 1.5 GB.
+#: Default tile side (output pixels). Peak resident memory of a whole grey `fast` fit on this
+#: project's CPU (docs/benchmarks.md): 1.07 GiB at 512², 3.00 GiB at 1024² untiled; a 2048²
+#: plane in 25 tiles of 512² peaks at 1.25 GiB.
 DEFAULT_TILE = 512
 #: Automatic stopping counts a fall of the windowed iterate variance only when it is at least
 #: this fraction below the previous reference, so a long plateau stops the fit too (see
