@@ -359,3 +359,17 @@ def test_fast_sr_runs_as_many_steps_as_paper_with_a_longer_patience():
     assert sr["channels"] < paper_sr["channels"]
     own = {"task": "sr", "scale": 4, "iterations": "auto", "auto_patience": 50}
     assert dip.resolve_config(dip.DIPParams.from_any(own))["auto_patience"] == 50
+
+
+def test_fast_poisson_denoise_perturbs_the_input_more():
+    """Poisson–Gaussian denoising with ``fast`` uses input noise 0.05 (the NLL fits the dark pixels'
+    noise sooner); Gaussian denoising still picks it from the noise level; the user's value wins."""
+
+    def cfg(**kw):
+        return dip.resolve_config(dip.DIPParams.from_any({"task": "denoise", **kw}))
+
+    assert cfg(noise_model="poisson-gaussian")["reg_noise"] == 0.05
+    assert cfg(noise_model="gaussian")["reg_noise"] is None  # chosen later from the estimated σ
+    assert cfg(noise_model="poisson-gaussian", preset="paper")["reg_noise"] is None
+    assert cfg(noise_model="poisson-gaussian", reg_noise=0.01)["reg_noise"] == 0.01
+    assert "poisson_reg" not in cfg(noise_model="poisson-gaussian")
