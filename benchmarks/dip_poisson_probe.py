@@ -22,6 +22,7 @@ import numpy as np
 from skimage.metrics import peak_signal_noise_ratio as psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dip_stop_study import es_wmv  # noqa: E402
 from napari_genprior.data.synthetic import fluorescence, poisson_gaussian_noise  # noqa: E402
 from napari_genprior.engines import dip, drive  # noqa: E402
 from napari_genprior.imaging import Normalizer  # noqa: E402
@@ -83,13 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"best average: {best[1]:.2f} dB at step {best[0]}")
     cfg = dip.resolve_config(dip.DIPParams.from_any({**params, "iterations": "auto", "reg_noise": None}))
     patience = cfg["auto_patience"]
-    ref_var, t_star, stop = float("inf"), 0, len(var)
-    for i, v in enumerate(var):  # the engine's rule: see dip._fit_plane
-        if v is not None and v < (1.0 - dip.AUTO_TOLERANCE) * ref_var:
-            ref_var, t_star = v, i + 1
-        if t_star and i + 1 - t_star >= patience:
-            stop = i + 1
-            break
+    stop = es_wmv(patience, dip.AUTO_TOLERANCE)({"var": var})  # the engine's rule
     at = avg.get(stop - stop % 10, float("nan"))
     print(f"automatic stopping (patience {patience}): step {stop}, average {at:.2f} dB")
 
