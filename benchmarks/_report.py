@@ -12,9 +12,28 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = "# Benchmarks\n\nEach section is written by the benchmark script named in it; re-run it to update.\n"
 
 
+def cpu_features() -> str:
+    """What decides bfloat16 speed on this CPU: AVX-512 BF16 and AMX (empty off x86 Linux)."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return ""
+    if not flags:
+        return ""
+    bf16 = "AVX-512 BF16" if "avx512_bf16" in flags else "no AVX-512 BF16"
+    amx = "AMX" if "amx_tile" in flags else "no AMX"
+    return f"{bf16}, {amx}"
+
+
 def machine() -> str:
     """One line describing the machine the numbers were taken on."""
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    feats = cpu_features()
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}{f' ({feats})' if feats else ''}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:

@@ -44,6 +44,7 @@ from napari_genprior.cli import metrics  # noqa: E402
 from napari_genprior.data.samples import missing_pixels  # noqa: E402
 from napari_genprior.data.synthetic import fluorescence, poisson_gaussian_noise  # noqa: E402
 from napari_genprior.engines import dip, drive  # noqa: E402
+from napari_genprior.engines.base import bfloat16_pays  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "benchmarks" / "results" / "dip_bench.jsonl"
@@ -225,6 +226,8 @@ def settings_key(
     case: Case, method: str, params: dict[str, Any] | None, size: int, device: str = "cpu"
 ) -> str:
     cfg = dip.resolve_config(dip.DIPParams.from_any(params)) if params is not None else {}
+    if cfg.get("precision") == "auto":  # as the run will resolve it on this device
+        cfg["precision"] = "bfloat16" if bfloat16_pays(torch.device(device)) else "float32"
     where = [] if device == "cpu" else [device]  # CPU keys stay as they were
     blob = json.dumps([case.image, case.task, method, size, cfg, params, *where], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
@@ -277,6 +280,81 @@ def measure_memory(size: int = 2048) -> dict[str, float]:
     return out
 
 
+STEP_LOG = ROOT / "benchmarks" / "results" / "dip_step_times.jsonl"
+STEP_CASES = (("camera", "denoise"), ("camera", "sr4"), ("camera", "inpaint50"), ("coffee", "sr4"))
+
+
+def time_steps(case: Case, params: dict[str, Any], steps: int, device: str = "cpu") -> float:
+    """Median seconds per step of ``steps`` DIP steps (the first 3 not counted)."""
+    stamps: list[float] = []
+    p = {**params, "iterations": steps, "preview_every": 0}
+    drive(dip.run(case.inp, p, mask=case.mask, device=device), lambda ev: stamps.append(time.perf_counter()))
+    return float(np.median(np.diff(stamps[2:])))
+
+
+def step_times(device: str = "cpu", paper_steps: int = 15, fast_steps: int = 60) -> list[dict[str, Any]]:
+    """Time per step of both presets, side by side in one run on this machine, for the cases of
+    :data:`STEP_CASES` (256²): ``paper``, ``fast`` as it runs here (``auto`` precision) and ``fast``
+    with bfloat16 forced. The paper preset always runs all its steps, so its wall time on this
+    machine is its number of steps times its time per step; ``fast_budget`` is the step at which
+    ``fast`` must stop to take at most a tenth of that."""
+    rows = []
+    for image, task in STEP_CASES:
+        case = make_case(image, task, 256)
+        assert case is not None
+        paper = dip_params(case, "paper", None)
+        fast = {**dip_params(case, "fast", None), "iterations": None}
+        cfg = dip.resolve_config(dip.DIPParams.from_any(paper))
+        t_paper = time_steps(case, paper, paper_steps, device)
+        t_fast = time_steps(case, fast, fast_steps, device)
+        t_bf16 = time_steps(case, {**fast, "precision": "bfloat16"}, fast_steps, device)
+        rows.append(
+            {
+                "image": image,
+                "task": task,
+                "paper_s": t_paper,
+                "fast_s": t_fast,
+                "fast_bf16_s": t_bf16,
+                "fast_precision": "bfloat16" if bfloat16_pays(torch.device(device)) else "float32",
+                "paper_iterations": cfg["iterations"],
+                "fast_budget": int(cfg["iterations"] * t_paper / t_fast / 10),
+            }
+        )
+        print(
+            f"  {image} {task}: paper {t_paper:.3f} s/step, fast {t_fast:.3f}, fast bf16 {t_bf16:.3f}",
+            flush=True,
+        )
+    return rows
+
+
+def step_table(rows: list[dict[str, Any]]) -> str:
+    return markdown_table(
+        [
+            "image",
+            "task",
+            "paper (s/step)",
+            "fast (s/step, precision)",
+            "fast, bfloat16 forced (s/step)",
+            "paper ÷ fast",
+            "paper steps",
+            "fast must stop by (1/10 of paper's time)",
+        ],
+        [
+            [
+                r["image"],
+                r["task"],
+                f"{r['paper_s']:.3f}",
+                f"{r['fast_s']:.3f} ({r['fast_precision']})",
+                f"{r['fast_bf16_s']:.3f}",
+                f"{r['paper_s'] / r['fast_s']:.1f}",
+                r["paper_iterations"],
+                r["fast_budget"],
+            ]
+            for r in rows
+        ],
+    )
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -297,10 +375,18 @@ def main() -> None:
         help="with --reuse: DIP rows not in the log are left out (not run), e.g. the paper preset's",
     )
     ap.add_argument("--memory", action="store_true", help="also measure peak memory at 2048²")
+    ap.add_argument(
+        "--step-times",
+        action="store_true",
+        help="only time both presets per step, side by side (a few minutes); writes its own section",
+    )
     ap.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     ap.add_argument("--log", type=Path, default=LOG, help=f"results log (default {LOG.relative_to(ROOT)})")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; rows are kept apart by device")
     args = ap.parse_args()
+    if args.step_times:
+        run_step_times(args)
+        return
     size = 128 if args.quick else 256
     cap = 40 if args.quick else None
     images = ["camera", "fluorescence"] if args.quick else args.images.split(",")
@@ -387,6 +473,27 @@ def main() -> None:
     if mem_text:
         body += f"\n{mem_text}\n"
     write_section("dip_bench", body)
+
+
+def run_step_times(args: argparse.Namespace) -> None:
+    commit, today = git_commit(), dt.date.today().isoformat()
+    rows = step_times(args.device)
+    table = step_table(rows)
+    print(table)
+    if args.no_write:
+        return
+    where = machine() if args.device == "cpu" else f"{machine()}, {torch.cuda.get_device_name()}"
+    append_log({"step_times": rows, "commit": commit, "date": today, "machine": where}, STEP_LOG)
+    write_section(
+        "dip_step_times",
+        "## DIP: time per step of both presets on one machine (benchmarks/dip_bench.py --step-times)\n\n"
+        f"256×256 images; run on {today}, commit {commit}; {where}. Median of the step times "
+        "(15 paper steps, 60 fast steps, the first 3 not counted), both presets in one run. "
+        "`fast` runs in the precision its `auto` setting picks here; the column after it forces "
+        "bfloat16. The machines lent to this project differ between sessions: compare the "
+        "full-run rows above with this table only where the machine line is the same.\n\n"
+        f"{table}\n",
+    )
 
 
 def report(rows: list[dict[str, Any]], cases: list[Case]) -> tuple[str, str]:

@@ -203,5 +203,5 @@ def test_dip_defaults_are_fast_preset_with_auto_stop():
     from napari_genprior.engines import dip
 
     fast, paper = dip.PRESETS["fast"]["denoise"], dip.PRESETS["paper"]["denoise"]
-    assert (fast["channels"], fast["precision"]) == (32, "bfloat16")
+    assert (fast["channels"], fast["precision"]) == (32, "auto")
     assert (paper["channels"], paper["precision"]) == (128, "float32")

@@ -373,3 +373,35 @@ def test_fast_poisson_denoise_perturbs_the_input_more():
     assert cfg(noise_model="poisson-gaussian", preset="paper")["reg_noise"] is None
     assert cfg(noise_model="poisson-gaussian", reg_noise=0.01)["reg_noise"] == 0.01
     assert "poisson_reg" not in cfg(noise_model="poisson-gaussian")
+
+
+@pytest.mark.parametrize("pays", [True, False])
+def test_fast_precision_auto_uses_bfloat16_only_where_it_pays(monkeypatch, pays):
+    """``fast`` asks for ``auto`` precision: the run resolves it from the device (bfloat16 on GPUs
+    and AMX CPUs, float32 elsewhere) and records what it used; an explicit choice wins."""
+    monkeypatch.setattr(dip, "bfloat16_pays", lambda device: pays)
+    img = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    used = run(img, iterations=2, preset="fast").metadata["config"]["precision"]
+    assert used == ("bfloat16" if pays else "float32")
+    assert run(img, iterations=2, preset="paper").metadata["config"]["precision"] == "float32"
+    forced = run(img, iterations=2, preset="fast", precision="bfloat16").metadata["config"]["precision"]
+    assert forced == "bfloat16"
+
+
+def test_skip_net_padding_modes():
+    """``zeros`` padding (of the 3×3 convolutions) keeps the shapes and parameter count; unknown modes are refused."""
+    z = torch.rand(1, 8, 64, 64)
+    a, b = SkipNet(8, 1, 16, 16, 4, 3), SkipNet(8, 1, 16, 16, 4, 3, padding="zeros")
+    assert a(z).shape == b(z).shape == (1, 1, 64, 64)
+    assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters())
+
+    def modes(net):
+        return {
+            m.padding_mode
+            for m in net.modules()
+            if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+        }
+
+    assert modes(a) == {"reflect"} and modes(b) == {"zeros"}
+    with pytest.raises(ValueError, match="padding"):
+        SkipNet(8, 1, 16, 16, 4, 3, padding="circular")

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--preset",
             choices=list(dip.PRESETS),
             default="fast",
-            help="fast (default: 32 channels, bfloat16) or paper (the paper's settings, ~10× slower per step)",
+            help="fast (default: 32 channels, bfloat16 on GPUs and CPUs with AMX) or paper (the paper's settings)",
         )
         t.add_argument(
             "--tile-size",

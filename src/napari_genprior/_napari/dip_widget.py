@@ -101,7 +101,7 @@ class DipWidget(RunControls, Container):
             label="preset",
             choices=list(dip.PRESETS),
             value="fast",
-            tooltip="fast: 32 channels, bfloat16, fewer steps (default); paper: the paper's settings",
+            tooltip="fast: 32 channels, fewer steps, bfloat16 where it pays (default); paper: the paper's settings",
         )
         self.iterations = SpinBox(
             label="iterations", min=0, max=100_000, step=100, value=0, tooltip="0 = the preset's number"

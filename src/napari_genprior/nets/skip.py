@@ -13,12 +13,15 @@ from torch import nn
 __all__ = ["SkipNet"]
 
 
-def _conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode="reflect")
+PADDINGS = ("reflect", "zeros")
 
 
-def _conv_bn_act(c_in: int, c_out: int, k: int, stride: int = 1) -> list[nn.Module]:
-    return [_conv(c_in, c_out, k, stride), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+def _conv(c_in: int, c_out: int, k: int, stride: int = 1, padding: str = "reflect") -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode=padding)
+
+
+def _conv_bn_act(c_in: int, c_out: int, k: int, stride: int = 1, padding: str = "reflect") -> list[nn.Module]:
+    return [_conv(c_in, c_out, k, stride, padding), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
 
 
 class _Level(nn.Module):
@@ -33,17 +36,20 @@ class _Level(nn.Module):
         deeper: nn.Module | None,
         c_deeper_out: int,
         upsample: str,
+        padding: str,
     ) -> None:
         super().__init__()
         self.skip = nn.Sequential(*_conv_bn_act(c_in, c_skip, 1)) if c_skip > 0 else None
-        self.down = nn.Sequential(*_conv_bn_act(c_in, c_down, 3, 2), *_conv_bn_act(c_down, c_down, 3))
+        self.down = nn.Sequential(
+            *_conv_bn_act(c_in, c_down, 3, 2, padding), *_conv_bn_act(c_down, c_down, 3, 1, padding)
+        )
         self.deeper = deeper
         self.up = nn.Upsample(
             scale_factor=2, mode=upsample, **({"align_corners": False} if upsample == "bilinear" else {})
         )
         c_cat = c_skip + (c_deeper_out if deeper is not None else c_down)
         self.fuse = nn.Sequential(
-            nn.BatchNorm2d(c_cat), *_conv_bn_act(c_cat, c_up, 3), *_conv_bn_act(c_up, c_up, 1)
+            nn.BatchNorm2d(c_cat), *_conv_bn_act(c_cat, c_up, 3, 1, padding), *_conv_bn_act(c_up, c_up, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +66,9 @@ class SkipNet(nn.Module):
     """DIP hourglass: ``(B, in_channels, H, W) → (B, out_channels, H, W)`` in ``[0, 1]``.
 
     ``H`` and ``W`` must be multiples of ``2**levels`` and at least ``2**(levels+1)``
-    (reflection padding at the deepest level needs two pixels).
+    (reflection padding at the deepest level needs two pixels). ``padding``: how the 3×3
+    convolutions pad, ``reflect`` (the paper) or ``zeros`` (cheaper on a CPU).
+    ``channels_*`` take one number for every level or a list, outermost level first.
     """
 
     def __init__(
@@ -72,8 +80,11 @@ class SkipNet(nn.Module):
         channels_skip: int | list[int] = 4,
         levels: int = 5,
         upsample: str = "bilinear",
+        padding: str = "reflect",
     ) -> None:
         super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
 
         def per_level(v: int | list[int]) -> list[int]:
             return [v] * levels if isinstance(v, int) else list(v)
@@ -87,7 +98,7 @@ class SkipNet(nn.Module):
         for i in reversed(range(levels)):
             c_in = in_channels if i == 0 else down[i - 1]
             c_deeper_out = up[i + 1] if i + 1 < levels else down[i]
-            deeper = _Level(c_in, down[i], up[i], skip[i], deeper, c_deeper_out, upsample)
+            deeper = _Level(c_in, down[i], up[i], skip[i], deeper, c_deeper_out, upsample, padding)
         self.body = deeper
         self.head = nn.Sequential(_conv(up[0], out_channels, 1), nn.Sigmoid())
 
