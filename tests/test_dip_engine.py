@@ -357,6 +357,10 @@ def test_fast_sr_runs_as_many_steps_as_paper_with_a_longer_patience():
     assert sr["iterations"] == paper_sr["iterations"] == 2000
     assert sr["auto_patience"] == 500 and den["auto_patience"] == 200
     assert sr["channels"] < paper_sr["channels"]
+    # a cheaper network for SR only: zero padding, 8 input channels
+    assert (sr["padding"], sr["input_depth"]) == ("zeros", 8)
+    assert paper_sr.get("padding", "reflect") == den.get("padding", "reflect") == "reflect"
+    assert den["input_depth"] == paper_sr["input_depth"] == 32
     own = {"task": "sr", "scale": 4, "iterations": "auto", "auto_patience": 50}
     assert dip.resolve_config(dip.DIPParams.from_any(own))["auto_patience"] == 50
 
