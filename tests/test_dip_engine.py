@@ -348,13 +348,14 @@ def test_moving_window_variance_matches_a_direct_computation():
             )
 
 
-def test_fast_sr_runs_as_many_steps_as_paper_with_a_longer_patience():
+def test_fast_sr_settings():
     """With little noise in its input, SR's average keeps improving after the variance levels: the fast
-    preset gives SR ×4 the paper's 2000 steps and the paper's patience, denoising a short one."""
+    preset gives SR ×4 nearly the paper's steps (1700 of 2000) and the paper's patience, denoising a
+    short one; and a cheaper network."""
     sr = dip.resolve_config(dip.DIPParams.from_any({"task": "sr", "scale": 4, "iterations": "auto"}))
     den = dip.resolve_config(dip.DIPParams.from_any({"task": "denoise", "iterations": "auto"}))
     paper_sr = dip.resolve_config(dip.DIPParams.from_any({"task": "sr", "scale": 4, "preset": "paper"}))
-    assert sr["iterations"] == paper_sr["iterations"] == 2000
+    assert (sr["iterations"], paper_sr["iterations"]) == (1700, 2000)
     assert sr["auto_patience"] == 500 and den["auto_patience"] == 200
     assert sr["channels"] < paper_sr["channels"]
     # a cheaper network for SR only: zero padding, 8 input channels

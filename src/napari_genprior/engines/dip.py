@@ -138,7 +138,9 @@ PRESETS["fast"] = {
     for task, cfg in PRESETS["paper"].items()
 }
 _SR_ITERATIONS = {2: 2000, 4: 2000, 8: 4000}
-_FAST_SR_ITERATIONS = {**_SR_ITERATIONS, 8: 3000}
+#: ``fast`` SR stops 300 steps before the paper at ×2/×4: on a CPU without AMX (float32) a fast
+#: SR step takes 1/9 of a paper step; the average gains 0.04–0.10 dB from step 1800 to 2000.
+_FAST_SR_ITERATIONS = {2: 1700, 4: 1700, 8: 3000}
 _SR_REG_NOISE = {2: 0.03, 4: 0.03, 8: 0.05}
 _OVERRIDABLE = (
     "iterations",
