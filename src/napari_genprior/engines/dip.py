@@ -110,14 +110,15 @@ for _cfg in PRESETS["paper"].values():
 #: pays, less input perturbation for denoising (fits ~2× sooner), fewer steps for inpainting
 #: and SR ×8, zero padding and 8 input channels for SR,
 #: the output averaged over iterates (EMA 0.99) for every task, a shorter patience for
-#: automatic stopping except for SR. ~10× less time per step on a 2-core CPU; measured
+#: automatic stopping except for SR. 8–10× less time per step on a 2-core CPU (depends on the
+#: CPU: ``dip_bench.py --step-times``); measured
 #: against ``paper`` by benchmarks/dip_bench.py (docs/benchmarks.md).
 PRESETS["fast"] = {
     task: {
         **cfg,
         "channels": 32,
         "skip_channels": 16,
-        # bfloat16 autocast where it pays (GPUs, CPUs with AMX: ~1.5× per step), else float32.
+        # bfloat16 autocast where it pays (GPUs; CPUs with AMX), else float32 (docs/dip.md).
         "precision": "auto",
         # With little noise in the low-resolution input, the SR average keeps improving long
         # after the variance levels (docs/dip.md): SR keeps the paper's patience.
