@@ -292,12 +292,15 @@ def time_steps(case: Case, params: dict[str, Any], steps: int, device: str = "cp
     return float(np.median(np.diff(stamps[2:])))
 
 
-def step_times(device: str = "cpu", paper_steps: int = 15, fast_steps: int = 60) -> list[dict[str, Any]]:
+def step_times(
+    device: str = "cpu", rounds: int = 3, paper_steps: int = 10, fast_steps: int = 40
+) -> list[dict[str, Any]]:
     """Time per step of both presets, side by side in one run on this machine, for the cases of
     :data:`STEP_CASES` (256²): ``paper``, ``fast`` as it runs here (``auto`` precision) and ``fast``
-    with bfloat16 forced. The paper preset always runs all its steps, so its wall time on this
-    machine is its number of steps times its time per step; ``fast_budget`` is the step at which
-    ``fast`` must stop to take at most a tenth of that."""
+    with bfloat16 forced, interleaved over ``rounds`` rounds (a shared machine's speed drifts from
+    minute to minute); medians over the rounds. The paper preset always runs all its steps, so
+    its wall time on this machine is its number of steps times its time per step;
+    ``fast_budget`` is the step at which ``fast`` must stop to take at most a tenth of that."""
     rows = []
     for image, task in STEP_CASES:
         case = make_case(image, task, 256)
@@ -305,23 +308,32 @@ def step_times(device: str = "cpu", paper_steps: int = 15, fast_steps: int = 60)
         paper = dip_params(case, "paper", None)
         fast = {**dip_params(case, "fast", None), "iterations": None}
         cfg = dip.resolve_config(dip.DIPParams.from_any(paper))
-        t_paper = time_steps(case, paper, paper_steps, device)
-        t_fast = time_steps(case, fast, fast_steps, device)
-        t_bf16 = time_steps(case, {**fast, "precision": "bfloat16"}, fast_steps, device)
+        t_paper, t_fast, t_bf16 = [], [], []
+        for _ in range(rounds):
+            t_paper.append(time_steps(case, paper, paper_steps, device))
+            t_fast.append(time_steps(case, fast, fast_steps, device))
+            t_bf16.append(time_steps(case, {**fast, "precision": "bfloat16"}, fast_steps, device))
+        ratios = [p / f for p, f in zip(t_paper, t_fast, strict=True)]
+        ratio = float(np.median(ratios))
         rows.append(
             {
                 "image": image,
                 "task": task,
-                "paper_s": t_paper,
-                "fast_s": t_fast,
-                "fast_bf16_s": t_bf16,
+                "paper_s": float(np.median(t_paper)),
+                "fast_s": float(np.median(t_fast)),
+                "fast_bf16_s": float(np.median(t_bf16)),
+                "ratio": ratio,
+                "ratio_range": [min(ratios), max(ratios)],
+                "rounds": rounds,
                 "fast_precision": "bfloat16" if bfloat16_pays(torch.device(device)) else "float32",
                 "paper_iterations": cfg["iterations"],
-                "fast_budget": int(cfg["iterations"] * t_paper / t_fast / 10),
+                "fast_budget": int(cfg["iterations"] * ratio / 10),
             }
         )
         print(
-            f"  {image} {task}: paper {t_paper:.3f} s/step, fast {t_fast:.3f}, fast bf16 {t_bf16:.3f}",
+            f"  {image} {task}: paper {rows[-1]['paper_s']:.3f} s/step, fast {rows[-1]['fast_s']:.3f}, "
+            f"fast bf16 {rows[-1]['fast_bf16_s']:.3f}; paper/fast {ratio:.2f} "
+            f"({min(ratios):.2f}–{max(ratios):.2f})",
             flush=True,
         )
     return rows
@@ -335,7 +347,7 @@ def step_table(rows: list[dict[str, Any]]) -> str:
             "paper (s/step)",
             "fast (s/step, precision)",
             "fast, bfloat16 forced (s/step)",
-            "paper ÷ fast",
+            "paper ÷ fast (range over rounds)",
             "paper steps",
             "fast must stop by (1/10 of paper's time)",
         ],
@@ -346,7 +358,7 @@ def step_table(rows: list[dict[str, Any]]) -> str:
                 f"{r['paper_s']:.3f}",
                 f"{r['fast_s']:.3f} ({r['fast_precision']})",
                 f"{r['fast_bf16_s']:.3f}",
-                f"{r['paper_s'] / r['fast_s']:.1f}",
+                f"{r['ratio']:.2f} ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f})",
                 r["paper_iterations"],
                 r["fast_budget"],
             ]
@@ -458,6 +470,7 @@ def main() -> None:
         print(mem_text)
     if args.quick or args.no_write:
         return
+    fast_machine = next((r["machine"] for r in rows if r["method"] == "dip-fast"), "none")
     body = (
         "## DIP: paper preset vs fast preset vs classical (benchmarks/dip_bench.py)\n\n"
         f"{size}×{size} images; run on {today}, commit {commit}; {machine()}. PSNR (dB) / SSIM against the "
@@ -467,7 +480,14 @@ def main() -> None:
         "(oracle), noise level estimated by scikit-image. 'Best PSNR seen': the best of the DIP "
         "estimates checked every 100 steps against the clean image (an oracle stop, for comparison "
         "with automatic stopping). Rows marked * were taken from "
-        "benchmarks/results/dip_bench.jsonl (same settings, same machine, an earlier run; `--reuse`).\n\n"
+        "benchmarks/results/dip_bench.jsonl (same settings, an earlier run; `--reuse`), each with "
+        "the machine it ran on. The machines lent to this project differ between sessions, so the "
+        "fast-vs-paper table gives two time ratios: between the logged runs (marked when they ran on "
+        "different machines) and on the fast rows' machine, where the paper preset's time is its "
+        "number of steps times its time per step measured there side by side with `fast` "
+        "(`--step-times`, section below; the paper preset always runs all its steps). The target "
+        "column uses the same-machine ratio where there is one. Fast rows' machine: "
+        f"{fast_machine}.\n\n"
         f"{text}\n"
     )
     if mem_text:
@@ -487,8 +507,10 @@ def run_step_times(args: argparse.Namespace) -> None:
     write_section(
         "dip_step_times",
         "## DIP: time per step of both presets on one machine (benchmarks/dip_bench.py --step-times)\n\n"
-        f"256×256 images; run on {today}, commit {commit}; {where}. Median of the step times "
-        "(15 paper steps, 60 fast steps, the first 3 not counted), both presets in one run. "
+        f"256×256 images; run on {today}, commit {commit}; {where}. Three interleaved rounds of "
+        "10 paper steps, 40 fast steps and 40 fast steps in bfloat16 per case; each round's time "
+        "per step is the median step (the first 3 not counted), the table gives medians over the "
+        "rounds and the median and range of the rounds' paper ÷ fast ratios. "
         "`fast` runs in the precision its `auto` setting picks here; the column after it forces "
         "bfloat16. The machines lent to this project differ between sessions: compare the "
         "full-run rows above with this table only where the machine line is the same.\n\n"
@@ -519,9 +541,9 @@ def paper_time_here(fast: dict[str, Any], steps: dict[str, Any] | None) -> float
 
 
 def report(
-    rows: list[dict[str, Any]], cases: list[Case], steps: dict[str, Any] | None = None
+    rows: list[dict[str, Any]], cases: list[Case], step_log: dict[str, Any] | None = None
 ) -> tuple[str, str]:
-    """The per-image table and the per-task summary against the targets. ``steps``: a
+    """The per-image table and the per-task summary against the targets. ``step_log``: a
     ``--step-times`` entry, for the paper preset's time on the fast rows' machine."""
     header = [
         "task",
@@ -573,7 +595,7 @@ def report(
             if (r["task"], r["image"]) == (c.task, c.image) and not r["method"].startswith("dip")
         ]
         best = max((r["psnr"] for r in cl), default=None)
-        here = paper_time_here(fast, steps) if fast else None
+        here = paper_time_here(fast, step_log) if fast else None
         logged = "not run"
         if fast and paper:
             logged = f"1/{paper['wall_s'] / fast['wall_s']:.1f}"
