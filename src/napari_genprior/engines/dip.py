@@ -110,7 +110,7 @@ for _cfg in PRESETS["paper"].values():
 #: pays, less input perturbation for denoising (fits ~2× sooner), fewer steps for every task,
 #: zero padding and 8 input channels for SR,
 #: the output averaged over iterates (EMA 0.99) for every task, a shorter patience for
-#: automatic stopping except for SR. 8–10× less time per step on a 2-core CPU (depends on the
+#: automatic stopping except for SR. 6–10× less time per step on a 2-core CPU (depends on the
 #: CPU: ``dip_bench.py --step-times``); measured
 #: against ``paper`` by benchmarks/dip_bench.py (docs/benchmarks.md).
 PRESETS["fast"] = {
