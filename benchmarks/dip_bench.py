@@ -44,7 +44,6 @@ from napari_genprior.cli import metrics  # noqa: E402
 from napari_genprior.data.samples import missing_pixels  # noqa: E402
 from napari_genprior.data.synthetic import fluorescence, poisson_gaussian_noise  # noqa: E402
 from napari_genprior.engines import dip, drive  # noqa: E402
-from napari_genprior.engines.base import bfloat16_pays  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "benchmarks" / "results" / "dip_bench.jsonl"
@@ -226,8 +225,8 @@ def settings_key(
     case: Case, method: str, params: dict[str, Any] | None, size: int, device: str = "cpu"
 ) -> str:
     cfg = dip.resolve_config(dip.DIPParams.from_any(params)) if params is not None else {}
-    if cfg.get("precision") == "auto":  # as the run will resolve it on this device
-        cfg["precision"] = "bfloat16" if bfloat16_pays(torch.device(device)) else "float32"
+    if "precision" in cfg:  # as the run will resolve ``auto`` on this device
+        cfg["precision"] = dip.resolve_precision(cfg["precision"], torch.device(device))
     where = [] if device == "cpu" else [device]  # CPU keys stay as they were
     blob = json.dumps([case.image, case.task, method, size, cfg, params, *where], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
@@ -325,7 +324,7 @@ def step_times(
                 "ratio": ratio,
                 "ratio_range": [min(ratios), max(ratios)],
                 "rounds": rounds,
-                "fast_precision": "bfloat16" if bfloat16_pays(torch.device(device)) else "float32",
+                "fast_precision": dip.resolve_precision("auto", torch.device(device)),
                 "paper_iterations": cfg["iterations"],
                 "fast_budget": int(cfg["iterations"] * ratio / 10),
             }

@@ -277,6 +277,14 @@ def resolve_config(p: DIPParams) -> dict[str, Any]:
     return cfg
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → ``bfloat16`` where it pays on ``device`` (:func:`~.base.bfloat16_pays`), else
+    ``float32``; ``float32`` and ``bfloat16`` are returned as they are."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if bfloat16_pays(device) else "float32"
+
+
 def _padded_size(n: int, multiple: int) -> int:
     return max(2 * multiple, -(-n // multiple) * multiple)
 
@@ -538,8 +546,7 @@ def run(
     missing = _check_mask(mask, layout, arr.shape) if p.task == "inpaint" else None
     dev = resolve_device(device)
     cfg = resolve_config(p)
-    if cfg["precision"] == "auto":
-        cfg["precision"] = "bfloat16" if bfloat16_pays(dev) else "float32"
+    cfg["precision"] = resolve_precision(cfg["precision"], dev)
     seed = p.seed if p.seed is not None else random.SystemRandom().randrange(2**31)
     return _execute(arr, p, layout, missing, dev, cfg, seed, cancel)
 
