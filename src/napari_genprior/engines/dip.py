@@ -160,9 +160,9 @@ _OVERRIDABLE = (
     "precision",
 )
 PRECISIONS = ("auto", "float32", "bfloat16")
-#: Default tile side (output pixels). Peak resident memory of a whole grey `fast` fit on this
-#: project's CPU (docs/benchmarks.md): 1.07 GiB at 512², 3.00 GiB at 1024² untiled; a 2048²
-#: plane in 25 tiles of 512² peaks at 1.25 GiB.
+#: Default tile side (output pixels). Peak resident memory of a whole grey `fast` fit in float32
+#: (docs/benchmarks.md): 1.34 GiB at 512², 3.87 GiB at 1024² untiled; a 2048² plane in 25
+#: tiles of 512² peaks at 1.46 GiB (bfloat16: 1.07, 3.00, 1.25 GiB).
 DEFAULT_TILE = 512
 #: Automatic stopping counts a fall of the windowed iterate variance only when it is at least
 #: this fraction below the previous reference, so a long plateau stops the fit too (see
