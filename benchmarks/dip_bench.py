@@ -615,7 +615,7 @@ def report(
                 c.image,
                 fmt(fast["psnr"] - paper["psnr"]) if fast and paper else "not run",
                 logged,
-                f"1/{here / fast['wall_s']:.1f}" if here is not None else "-",
+                f"1/{here / fast['wall_s']:.2f}" if here is not None else "-",
                 met,
                 fmt(fast["psnr"] - best) if fast and best is not None else "-",
             ]
