@@ -436,9 +436,7 @@ def main() -> None:
                 "commit": commit,
                 "date": today,
             }
-            row["machine"] = (
-                machine() if args.device == "cpu" else f"{machine()}, {torch.cuda.get_device_name()}"
-            )
+            row["machine"] = machine_on(args.device)
             row["device"] = args.device
             print(
                 f"  {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}, {row['wall_s']:.0f} s, "
@@ -494,6 +492,11 @@ def main() -> None:
     write_section("dip_bench", body)
 
 
+def machine_on(device: str) -> str:
+    """The machine line of a row run on ``device`` (with the GPU's name for CUDA)."""
+    return machine() if device == "cpu" else f"{machine()}, {torch.cuda.get_device_name()}"
+
+
 def run_step_times(args: argparse.Namespace) -> None:
     commit, today = git_commit(), dt.date.today().isoformat()
     rows = step_times(args.device)
@@ -501,7 +504,7 @@ def run_step_times(args: argparse.Namespace) -> None:
     print(table)
     if args.no_write:
         return
-    where = machine() if args.device == "cpu" else f"{machine()}, {torch.cuda.get_device_name()}"
+    where = machine_on(args.device)
     append_log({"step_times": rows, "commit": commit, "date": today, "machine": where}, STEP_LOG)
     write_section(
         "dip_step_times",
@@ -525,14 +528,14 @@ def last_step_times(log: Path = STEP_LOG) -> dict[str, Any] | None:
     return json.loads(lines[-1]) if lines else None
 
 
-def paper_time_here(fast: dict[str, Any], steps: dict[str, Any] | None) -> float | None:
+def paper_time_here(fast: dict[str, Any], step_log: dict[str, Any] | None) -> float | None:
     """The paper preset's wall time for ``fast``'s cell on the machine ``fast`` ran on: its number of
     steps times its time per step from a ``--step-times`` run on the same machine line (the paper
     preset always runs all its steps). Same image if timed, else camera for the same task."""
-    if steps is None or steps.get("machine") != fast.get("machine"):
+    if step_log is None or step_log.get("machine") != fast.get("machine"):
         return None
     task = "denoise" if fast["task"] == "denoise-poisson" else fast["task"]
-    timed = [r for r in steps["step_times"] if r["task"] == task]
+    timed = [r for r in step_log["step_times"] if r["task"] == task]
     row = next((r for r in timed if r["image"] == fast["image"]), None) or next(
         (r for r in timed if r["image"] == "camera"), None
     )
