@@ -192,8 +192,16 @@ def main() -> None:
             print(f"{image} {task}: best averaged PSNR {max(p for _, p in tr['avg_psnr']):.2f}", flush=True)
         return
     traces = [json.loads(line) for line in a.traces.read_text().splitlines() if line.strip()]
+    plateau = es_wmv(200, dip.AUTO_TOLERANCE)
+    held = discrepancy(dip.AUTO_DISCREPANCY)
+    wait = dip._DISCREPANCY_MAX_WAIT
     rules: dict[str, Rule] = {
-        "engine: plateau P=200 eps=0.01": es_wmv(200, dip.AUTO_TOLERANCE),
+        # the engine's rule for denoising: ES-WMV with a tolerance, then wait for the whitened
+        # residual to reach the noise level, for at most (wait - 1) × the ES-WMV step more
+        f"engine: max(plateau P=200 eps=0.01, min(discrepancy {dip.AUTO_DISCREPANCY}, {wait}× plateau))": (
+            lambda t: max(plateau(t), min(held(t), math.ceil(wait * plateau(t))))
+        ),
+        "before (session 10): plateau P=200 eps=0.01": plateau,
         "before: es-wmv P=300 lag=1.6": es_wmv(300, lag=1.6),
     }
     for p in (100, 200, 300):
@@ -204,10 +212,9 @@ def main() -> None:
             rules[f"plateau P={p} eps={eps}"] = es_wmv(p, eps)
     for level in (0.9, 0.95):
         rules[f"discrepancy {level}"] = discrepancy(level)
-    engine = rules["engine: plateau P=200 eps=0.01"]
-    for level in (0.85, 0.9, 0.95):  # the engine's rule, held on until the residual is down to L
+    for level in (0.85, 0.9, 0.95):  # the plateau rule, held on until the residual is down to L
         d = discrepancy(level)
-        rules[f"max(engine, discrepancy {level})"] = lambda t, d=d: max(engine(t), d(t))
+        rules[f"max(plateau P=200 eps=0.01, discrepancy {level})"] = lambda t, d=d: max(plateau(t), d(t))
     table = evaluate(traces, rules)
     print(table)
     if not a.no_write:
@@ -221,7 +228,8 @@ def main() -> None:
             "against the clean image). P: patience (steps); eps: the relative fall of the windowed "
             "variance that counts as progress; lag: also wait until lag × t*. 'discrepancy L': stop when "
             "the residual whitened by the estimated noise variance (mean over 50 steps) falls below L; "
-            "'max(engine, discrepancy L)': whichever of the two stops later. Rules that run to the "
+            "'max(plateau …, discrepancy L)': whichever of the two stops later; the engine's rule waits for "
+            "the discrepancy for at most half its plateau step again. Rules that run to the "
             "end stop at the last recorded step.\n\n" + table,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -248,11 +250,38 @@ def test_auto_stopping_stops_on_a_slow_plateau(smooth_image, monkeypatch):
         return torch.full((1, 4, 4), 1e-3 * (1 - 2e-4) ** calls["n"])
 
     monkeypatch.setattr(dip._MovingWindow, "variance_map", slowly_falling)
+    monkeypatch.setattr(dip, "AUTO_DISCREPANCY", None)  # ES-WMV alone
     params = {**TINY, "iterations": "auto", "auto_window": 5, "auto_patience": 20}
     res = drive(dip.run(smooth_image, params, device="cpu"))
     (stopped,), (chosen,) = res.metadata["stopped_at"], res.metadata["chosen_step"]
     assert stopped == 5 + 20  # reference set when the window fills (step 5), no 1 % fall since
     assert chosen == stopped  # averaged output: the average where it stopped
+
+
+def test_auto_stopping_waits_for_the_whitened_residual_when_denoising(smooth_image, monkeypatch):
+    """Denoising stops after ES-WMV's stop only once the residual is down to the noise level, and
+    waits at most half that step again."""
+    noisy = (smooth_image + np.random.default_rng(0).normal(0, 0.1, smooth_image.shape)).astype(np.float32)
+    default_level = dip.AUTO_DISCREPANCY
+    monkeypatch.setattr(dip, "_DISCREPANCY_SMOOTH", 1)
+    params = {**TINY, "iterations": "auto", "auto_window": 5, "auto_patience": 10}
+
+    def stop(level):
+        monkeypatch.setattr(dip, "AUTO_DISCREPANCY", level)
+        res = drive(dip.run(noisy, params, device="cpu"))
+        assert res.metadata["config"].get("auto_discrepancy") == level
+        return res.metadata["stopped_at"][0]
+
+    at_once = stop(1e9)  # any residual is below: ES-WMV's own stop
+    never = stop(0.0)  # no residual is below: the longest wait
+    default = stop(default_level)
+    assert never == math.ceil(1.5 * at_once) > at_once
+    assert at_once <= default <= never
+    # only denoising waits for the residual
+    mask = np.zeros(noisy.shape, np.uint8)
+    mask[::3, ::3] = 1
+    res = drive(dip.run(noisy, {**params, "task": "inpaint"}, mask=mask, device="cpu"))
+    assert "auto_discrepancy" not in res.metadata["config"]
 
 
 def test_uncertainty_layer():

@@ -9,6 +9,7 @@ Pure torch + numpy. Usage (``dip`` and ``drive`` come from ``napari_genprior.eng
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import random
@@ -168,6 +169,15 @@ DEFAULT_TILE = 512
 #: this fraction below the previous reference, so a long plateau stops the fit too (see
 #: ``_fit_plane``; chosen with benchmarks/dip_stop_study.py).
 AUTO_TOLERANCE = 0.01
+#: Denoising with automatic stopping also waits until the data residual, whitened by the
+#: estimated noise variance (mean of the last 50 steps), has fallen below this fraction of the
+#: noise: before that the network has not yet fitted the image's content (ES-WMV alone stops
+#: camera σ 25 at step 656, 0.23 dB before its best average at step ~810). The wait is at most
+#: half the ES-WMV step again, so a noise estimate that is too low cannot run the fit to its cap.
+#: Chosen with benchmarks/dip_stop_study.py (rule "max(engine, discrepancy 0.9)").
+AUTO_DISCREPANCY = 0.9
+_DISCREPANCY_SMOOTH = 50
+_DISCREPANCY_MAX_WAIT = 1.5
 
 
 @dataclass
@@ -274,6 +284,8 @@ def resolve_config(p: DIPParams) -> dict[str, Any]:
         cfg["auto_window"] = int(p.auto_window)
     if cfg["auto_stop"]:
         cfg["auto_patience"] = int(p.auto_patience if p.auto_patience is not None else patience)
+        if p.task == "denoise" and AUTO_DISCREPANCY is not None:
+            cfg["auto_discrepancy"] = AUTO_DISCREPANCY
     return cfg
 
 
@@ -360,6 +372,7 @@ def _fit_plane(
     view: Callable[[np.ndarray], np.ndarray],
     cancel: Callable[[], bool] | None,
     label: str = "",
+    noise_var: tuple[float, float] | None = None,
 ) -> Generator[Progress, None, _PlaneFit]:
     """Fit one ``(C, H, W)`` plane in ``[0, 1]``; returns the estimate ``(C, H·f, W·f)`` in ``[0, 1]``.
 
@@ -368,6 +381,9 @@ def _fit_plane(
     value at the previous such step (a minimum, or the start of a plateau). The fit stops
     ``auto_patience`` steps after ``t*`` and returns the estimate of step ``t*`` — or, with output
     averaging (EMA), whose estimate peaks later than the raw iterates, the average at the stop.
+    With ``cfg["auto_discrepancy"]`` (denoising) and ``noise_var`` (``(a, b)``: noise variance
+    ``a·x + b`` of the plane), the stop also waits until the whitened residual has fallen below
+    that level (:data:`AUTO_DISCREPANCY`), for at most half the ES-WMV stop again.
     """
     c, h, w = y.shape
     f = p.scale if p.task == "sr" else 1
@@ -406,6 +422,13 @@ def _fit_plane(
     window = _MovingWindow(cfg["auto_window"]) if "auto_window" in cfg else None
     best_var, best_step, best_x, best_spread = math.inf, 0, None, None
     crop = (0, slice(None), slice(0, h * f), slice(0, w * f))
+    disc_level = cfg.get("auto_discrepancy") if auto and noise_var is not None else None
+    if disc_level is not None:  # whitened residual: (x - y)² / (a·y + b), over the plane
+        y_obs = y_t[crop]
+        inv_var = 1.0 / (noise_var[0] * y_obs + noise_var[1]).clamp_min(1e-6)
+        residuals: collections.deque[float] = collections.deque(maxlen=_DISCREPANCY_SMOOTH)
+    disc_done = disc_level is None
+    wmv_step = 0  # the step where ES-WMV alone would have stopped
 
     amp = cfg.get("precision") == "bfloat16"
 
@@ -448,6 +471,10 @@ def _fit_plane(
             if ema is not None:
                 o = out.detach()
                 avg = o if avg is None else avg.mul_(ema).add_(o, alpha=1.0 - ema)
+        if not disc_done:
+            with torch.no_grad():
+                residuals.append(float(((out.detach()[crop] - y_obs).square() * inv_var).mean()))
+            disc_done = len(residuals) == residuals.maxlen and sum(residuals) / len(residuals) < disc_level
         if window is not None:
             with torch.no_grad():
                 window.push(out.detach()[crop])
@@ -464,7 +491,9 @@ def _fit_plane(
             preview = view(cur[crop].float().cpu().numpy())
         note = " · ".join(t for t in (label, "backtracked" if restored else "") if t)
         yield Progress(step0 + i + 1, total, float(loss.detach()), preview, note)
-        if auto and best_x is not None and i + 1 - best_step >= cfg["auto_patience"]:
+        if auto and not wmv_step and best_x is not None and i + 1 - best_step >= cfg["auto_patience"]:
+            wmv_step = i + 1
+        if wmv_step and (disc_done or i + 1 >= math.ceil(_DISCREPANCY_MAX_WAIT * wmv_step)):
             break
     steps = i + 1
 
@@ -568,7 +597,9 @@ def _execute(
     iters = cfg["iterations"]
 
     noise_est: list[tuple[float, float]] = []
-    if p.task == "denoise" and (cfg["reg_noise"] is None or p.noise_model == "poisson-gaussian"):
+    if p.task == "denoise" and (
+        cfg["reg_noise"] is None or p.noise_model == "poisson-gaussian" or "auto_discrepancy" in cfg
+    ):
         for plane in planes:
             ab = [estimate_poisson_gaussian(ch_) for ch_ in plane]
             noise_est.append((float(np.mean([a for a, _ in ab])), float(np.mean([b for _, b in ab]))))
@@ -603,9 +634,13 @@ def _execute(
     spreads: list[np.ndarray] = []
     for k in range(n):
         noise = (noise_ab[k][0], max(noise_ab[k][1], 1e-6)) if pg else None
+        # the noise variance the automatic stop whitens the residual with (denoising)
+        noise_var = noise if pg else (noise_est[k] if noise_est else None)
         plane, miss = planes[k], None if missing is None else missing[k]
         if n_tiles == 1:
-            fit = yield from _fit_plane(plane, miss, p, cfg, noise, dev, seed, k * iters, total, view, cancel)
+            fit = yield from _fit_plane(
+                plane, miss, p, cfg, noise, dev, seed, k * iters, total, view, cancel, noise_var=noise_var
+            )
             fits.append(fit)
             outs.append(fit.out)
             spreads.append(fit.spread)
@@ -632,6 +667,7 @@ def _execute(
                 tile_view,
                 cancel,
                 label=f"tile {j + 1}/{n_tiles}",
+                noise_var=noise_var,
             )
             fits.append(fit)
             blend.add(tl, fit.out)
