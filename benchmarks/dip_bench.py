@@ -243,12 +243,20 @@ def git_commit() -> str:
 
 
 def load_log(log: Path = LOG) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
+    """The logged rows by settings key: the latest row of each key. Where the same settings ran
+    more than once on the latest row's machine, ``wall_s`` is the median of those runs and
+    ``wall_runs`` lists them (the machine's speed drifts by 10–25 % between runs)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
     if log.exists():
         for line in log.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                rows[r["key"]] = r
+                groups.setdefault(r["key"], []).append(r)
+    rows: dict[str, dict[str, Any]] = {}
+    for key, runs in groups.items():
+        last = runs[-1]
+        walls = [r["wall_s"] for r in runs if r.get("machine") == last.get("machine")]
+        rows[key] = {**last, "wall_s": float(np.median(walls)), "wall_runs": [round(w, 1) for w in walls]}
     return rows
 
 
@@ -472,13 +480,16 @@ def main() -> None:
         "## DIP: paper preset vs fast preset vs classical (benchmarks/dip_bench.py)\n\n"
         f"{size}×{size} images; run on {today}, commit {commit}; {machine()}. PSNR (dB) / SSIM against the "
         "clean image; wall time in seconds for one image on this CPU. DIP fast = fast preset with "
-        "automatic stopping (ES-WMV with a 1 % tolerance, patience 200, 500 for SR; docs/dip.md). "
+        "automatic stopping (ES-WMV with a 1 % tolerance, patience 200, 500 for SR; denoising also "
+        "waits for the whitened residual to reach 0.9 of the noise; docs/dip.md). "
         "Classical denoisers: parameter chosen with the clean image "
         "(oracle), noise level estimated by scikit-image. 'Best PSNR seen': the best of the DIP "
         "estimates checked every 100 steps against the clean image (an oracle stop, for comparison "
         "with automatic stopping). Rows marked * were taken from "
         "benchmarks/results/dip_bench.jsonl (same settings, an earlier run; `--reuse`), each with "
-        "the machine it ran on. The machines lent to this project differ between sessions, so the "
+        "the machine it ran on; where the same settings ran more than once on that machine, the "
+        "wall time is the median of those runs (this machine's speed drifts by 10–25 % between "
+        "runs). The machines lent to this project differ between sessions, so the "
         "fast-vs-paper table gives two time ratios: between the logged runs (marked when they ran on "
         "different machines) and on the fast rows' machine, where the paper preset's time is its "
         "number of steps times its time per step measured there side by side with `fast` "
@@ -569,7 +580,7 @@ def report(
                 name,
                 fmt(r["psnr"]),
                 fmt(r["ssim"], 3),
-                fmt(r["wall_s"], 1),
+                fmt(r["wall_s"], 1) + (f" (median of {n})" if (n := len(r.get("wall_runs", []))) > 1 else ""),
                 steps,
                 oracle,
             ]

@@ -228,7 +228,7 @@ def test_auto_stopping_stops_and_records_the_step(smooth_image):
         events.append,
     )
     (stopped,), (chosen,) = res.metadata["stopped_at"], res.metadata["chosen_step"]
-    assert stopped < res.metadata["config"]["iterations"]  # stopped before the preset's 2000 steps
+    assert stopped < res.metadata["config"]["iterations"]  # stopped before the preset's 1800 steps
     assert chosen == stopped  # averaged output (EMA): the average where the fit stopped
     assert events[-1].step == events[-1].total  # the progress bar completes
     assert res.layers[0].data.shape == noisy.shape
@@ -389,9 +389,9 @@ def test_fast_preset_steps_and_sr_network():
     assert sr["channels"] < paper_sr["channels"]
     # a cheaper network for SR only: zero padding, 8 input channels
     assert (sr["padding"], sr["input_depth"]) == ("zeros", 8)
-    # denoising: at most 2000 steps (the paper runs 3000), so fast stays within 1/10 of its time
+    # denoising: at most 1800 steps (the paper runs 3000), so fast stays within 1/10 of its time
     paper_den = dip.resolve_config(dip.DIPParams.from_any({"task": "denoise", "preset": "paper"}))
-    assert (den["iterations"], paper_den["iterations"]) == (2000, 3000)
+    assert (den["iterations"], paper_den["iterations"]) == (1800, 3000)
     assert paper_sr.get("padding", "reflect") == den.get("padding", "reflect") == "reflect"
     assert den["input_depth"] == paper_sr["input_depth"] == 32
     own = {"task": "sr", "scale": 4, "iterations": "auto", "auto_patience": 50}

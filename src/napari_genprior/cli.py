@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
             type=_iterations,
             default="auto",
             help="a number, or 'auto' (default: stop near the best iterate by ES-WMV — once the "
-            "iterates' variance has not fallen for a while — at most the preset's number of steps)",
+            "iterates' variance has not fallen for a while and, when denoising, the residual is "
+            "down to the noise — at most the preset's number of steps)",
         )
         t.add_argument(
             "--uncertainty", type=Path, default=None, help="also write the per-pixel spread here (.tif)"

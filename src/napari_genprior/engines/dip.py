@@ -131,12 +131,13 @@ PRESETS["fast"] = {
         **({"poisson_reg": 0.05} if task == "denoise" else {}),
         "ema": 0.99,  # averaging the iterates: +0.8 dB for SR ×4 on camera at 1500 steps
         **({"iterations": 3000} if task == "inpaint" else {}),
-        # Denoising stops automatically, at most at step 2000: on a CPU without AMX a fast step
-        # takes 1/7.7 of a paper step, so 2300 steps is all that fits in 1/10 of the paper's
-        # 3000. Where the stop came later (astronaut σ 25: 2139; Poisson–Gaussian fluorescence:
-        # 2315) the average at step 2000 was as good or better (28.90 against 28.89 dB; 37.71
-        # against 37.53 dB at step 2300, before rounding to integer counts; docs/dip.md).
-        **({"iterations": 2000} if task == "denoise" else {}),
+        # Denoising stops automatically, at most at step 1800: on a CPU without AMX a fast
+        # denoising step takes 1/6.8 of a paper step (dip_bench.py --step-times), so about 2030
+        # steps fit in 1/10 of the paper's 3000, and that machine's speed drifts by 10–25 %
+        # between runs. Where the stop came later (astronaut σ 25; Poisson–Gaussian
+        # fluorescence) the average gains ≤ 0.02 dB from step 1800 to 2000 (28.89 → 28.90 dB;
+        # 37.69 → 37.71 dB; docs/dip.md).
+        **({"iterations": 1800} if task == "denoise" else {}),
         # SR runs all its steps: a cheaper network per step. Zero padding and 8 input channels
         # instead of reflection and 32: 23 % less time per step on a 2-core CPU and, at 2000
         # steps of SR ×4 (float32), 26.11 dB instead of 25.91 on camera and 24.54 instead of
