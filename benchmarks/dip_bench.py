@@ -494,7 +494,10 @@ def main() -> None:
         "different machines) and on the fast rows' machine, where the paper preset's time is its "
         "number of steps times its time per step measured there side by side with `fast` "
         "(`--step-times`, section below; the paper preset always runs all its steps). The target "
-        "column uses the same-machine ratio where there is one. Fast rows' machine: "
+        "column uses the same-machine ratio where there is one. 'Step budget': the step by which "
+        "`fast` must stop to take a tenth of the paper's time, from the per-step times of both presets "
+        "measured interleaved in one run (`--step-times`): free of the drift between runs, but "
+        "without the automatic stop's bookkeeping, which those timings leave out. Fast rows' machine: "
         f"{fast_machine}.\n\n"
         f"{text}\n"
     )
@@ -539,17 +542,23 @@ def last_step_times(log: Path = STEP_LOG) -> dict[str, Any] | None:
     return json.loads(lines[-1]) if lines else None
 
 
-def paper_time_here(fast: dict[str, Any], step_log: dict[str, Any] | None) -> float | None:
-    """The paper preset's wall time for ``fast``'s cell on the machine ``fast`` ran on: its number of
-    steps times its time per step from a ``--step-times`` run on the same machine line (the paper
-    preset always runs all its steps). Same image if timed, else camera for the same task."""
+def step_row(fast: dict[str, Any], step_log: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``--step-times`` row for ``fast``'s cell, from a run on the same machine line: the same
+    image if timed, else camera for the same task."""
     if step_log is None or step_log.get("machine") != fast.get("machine"):
         return None
     task = "denoise" if fast["task"] == "denoise-poisson" else fast["task"]
     timed = [r for r in step_log["step_times"] if r["task"] == task]
-    row = next((r for r in timed if r["image"] == fast["image"]), None) or next(
+    return next((r for r in timed if r["image"] == fast["image"]), None) or next(
         (r for r in timed if r["image"] == "camera"), None
     )
+
+
+def paper_time_here(fast: dict[str, Any], step_log: dict[str, Any] | None) -> float | None:
+    """The paper preset's wall time for ``fast``'s cell on the machine ``fast`` ran on: its number of
+    steps times its time per step from a ``--step-times`` run on the same machine line (the paper
+    preset always runs all its steps)."""
+    row = step_row(fast, step_log)
     return None if row is None else row["paper_iterations"] * row["paper_s"]
 
 
@@ -596,6 +605,7 @@ def report(
         "fast − paper (dB)",
         "fast time / paper time (logged runs)",
         "fast time / paper time, same machine",
+        "fast steps / step budget (interleaved step times)",
         "target (≥ −0.3 dB in ≤ 1/10 time)",
         "fast − best classical (dB)",
     ]
@@ -609,6 +619,7 @@ def report(
         ]
         best = max((r["psnr"] for r in cl), default=None)
         here = paper_time_here(fast, step_log) if fast else None
+        srow = step_row(fast, step_log) if fast else None
         logged = "not run"
         if fast and paper:
             logged = f"1/{paper['wall_s'] / fast['wall_s']:.1f}"
@@ -630,6 +641,7 @@ def report(
                 fmt(fast["psnr"] - paper["psnr"]) if fast and paper else "not run",
                 logged,
                 f"1/{here / fast['wall_s']:.2f}" if here is not None else "-",
+                f"{fast['steps']} / {srow['fast_budget']}" if srow else "-",
                 met,
                 fmt(fast["psnr"] - best) if fast and best is not None else "-",
             ]
