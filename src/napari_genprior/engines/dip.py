@@ -175,7 +175,7 @@ AUTO_TOLERANCE = 0.01
 #: noise: before that the network has not yet fitted the image's content (ES-WMV alone stops
 #: camera σ 25 at step 656, 0.23 dB before its best average at step ~810). The wait is at most
 #: half the ES-WMV step again, so a noise estimate that is too low cannot run the fit to its cap.
-#: Chosen with benchmarks/dip_stop_study.py (rule "max(engine, discrepancy 0.9)").
+#: Chosen with benchmarks/dip_stop_study.py (its "engine:" row replays this rule).
 AUTO_DISCREPANCY = 0.9
 _DISCREPANCY_SMOOTH = 50
 _DISCREPANCY_MAX_WAIT = 1.5
