@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -426,19 +427,31 @@ def test_fast_precision_auto_uses_bfloat16_only_where_it_pays(monkeypatch, pays)
 
 
 def test_skip_net_padding_modes():
-    """``zeros`` padding (of the 3×3 convolutions) keeps the shapes and parameter count; unknown modes are refused."""
+    """``zeros`` padding (of the 3×3 convolutions) keeps the shapes and parameter count; 1×1 convolutions never pad;
+    unknown modes are refused."""
     z = torch.rand(1, 8, 64, 64)
     a, b = SkipNet(8, 1, 16, 16, 4, 3), SkipNet(8, 1, 16, 16, 4, 3, padding="zeros")
     assert a(z).shape == b(z).shape == (1, 1, 64, 64)
     assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters())
 
-    def modes(net):
+    def modes(net, k):
         return {
             m.padding_mode
             for m in net.modules()
-            if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+            if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (k, k)
         }
 
-    assert modes(a) == {"reflect"} and modes(b) == {"zeros"}
+    assert modes(a, 3) == {"reflect"} and modes(b, 3) == {"zeros"}
+    # 1×1 convolutions pad nothing: no padding mode that would copy their input
+    assert modes(a, 1) == modes(b, 1) == {"zeros"}
+    # ... and give what a reflection-padded 1×1 convolution gives, as values and gradients
+    c = copy.deepcopy(a)
+    for m in c.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1):
+            m.padding_mode = "reflect"
+    za, zc = z.clone().requires_grad_(), z.clone().requires_grad_()
+    a(za).square().sum().backward()
+    c(zc).square().sum().backward()
+    assert torch.equal(a(z), c(z)) and torch.equal(za.grad, zc.grad)
     with pytest.raises(ValueError, match="padding"):
         SkipNet(8, 1, 16, 16, 4, 3, padding="circular")

@@ -17,7 +17,10 @@ PADDINGS = ("reflect", "zeros")
 
 
 def _conv(c_in: int, c_out: int, k: int, stride: int = 1, padding: str = "reflect") -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode=padding)
+    # A 1×1 convolution pads nothing, but a non-"zeros" padding_mode still makes torch copy its
+    # input through F.pad (forward and backward): ~10 % of a step for no change in the result.
+    mode = padding if k > 1 else "zeros"
+    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode=mode)
 
 
 def _conv_bn_act(c_in: int, c_out: int, k: int, stride: int = 1, padding: str = "reflect") -> list[nn.Module]:
