@@ -25,7 +25,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine, markdown_table, write_section  # noqa: E402
 from napari_genprior.engines import dip  # noqa: E402
-from napari_genprior.nets.skip import SkipNet  # noqa: E402
 from napari_genprior.physics.downsample import LanczosDownsampler  # noqa: E402
 
 CASES = (("paper", "denoise"), ("paper", "sr"), ("fast", "denoise"), ("fast", "sr"), ("fast", "inpaint"))
@@ -35,16 +34,7 @@ def make_step(preset: str, task: str, size: int, reflect_1x1: bool) -> Callable[
     """One Adam step of ``preset``'s network for ``task`` on a random ``(1, 1, size, size)`` target."""
     cfg = dip.resolve_config(dip.DIPParams(task=task, preset=preset, scale=4, precision="float32"))
     torch.manual_seed(0)
-    net = SkipNet(
-        cfg["input_depth"],
-        1,
-        cfg["channels"],
-        cfg["channels"],
-        cfg["skip_channels"],
-        cfg["levels"],
-        cfg["upsample"],
-        cfg.get("padding", "reflect"),
-    )
+    net = dip.build_net(cfg, 1)
     if reflect_1x1:  # the behaviour before session 12
         for m in net.modules():
             if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1):

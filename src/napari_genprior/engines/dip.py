@@ -42,6 +42,7 @@ from .tiling import Tile, TileBlender, tile_plan
 
 __all__ = [
     "DIPParams",
+    "build_net",
     "DEFAULT_TILE",
     "PRESETS",
     "Tile",
@@ -298,6 +299,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bfloat16" if bfloat16_pays(device) else "float32"
 
 
+def build_net(cfg: dict[str, Any], out_channels: int) -> SkipNet:
+    """The network a resolved config (:func:`resolve_config`) fits: ``(1, input_depth, H, W) →
+    (1, out_channels, H, W)`` in ``[0, 1]``; parameters from torch's current random state."""
+    return SkipNet(
+        cfg["input_depth"],
+        out_channels,
+        cfg["channels"],
+        cfg["channels"],
+        cfg["skip_channels"],
+        cfg["levels"],
+        cfg["upsample"],
+        cfg.get("padding", "reflect"),
+    )
+
+
 def _padded_size(n: int, multiple: int) -> int:
     return max(2 * multiple, -(-n // multiple) * multiple)
 
@@ -399,16 +415,7 @@ def _fit_plane(
     w_t = torch.from_numpy(weight)[None].to(device)
 
     with seeded(seed):
-        net = SkipNet(
-            cfg["input_depth"],
-            c,
-            cfg["channels"],
-            cfg["channels"],
-            cfg["skip_channels"],
-            cfg["levels"],
-            cfg["upsample"],
-            cfg.get("padding", "reflect"),
-        ).to(device)
+        net = build_net(cfg, c).to(device)
         z0 = (torch.rand(1, cfg["input_depth"], hp, wp) * 0.1).to(device)
     gen = torch.Generator(device=device).manual_seed(seed + 1)
     down = LanczosDownsampler(f).to(device) if f > 1 else None
