@@ -455,3 +455,48 @@ def test_skip_net_padding_modes():
     assert torch.equal(a(z), c(z)) and torch.equal(za.grad, zc.grad)
     with pytest.raises(ValueError, match="padding"):
         SkipNet(8, 1, 16, 16, 4, 3, padding="circular")
+
+
+def test_progress_names_the_plane_and_says_when_the_total_is_an_upper_bound():
+    from napari_genprior.engines.base import progress_text
+
+    stack = np.random.default_rng(0).random((3, 16, 16)).astype(np.float32)
+    events = []
+    drive(dip.run(stack, {**TINY, "iterations": 2}, device="cpu"), events.append)
+    assert [(e.part, e.part_step, e.part_total) for e in events][2:4] == [
+        ("plane 2/3", 1, 2),
+        ("plane 2/3", 2, 2),
+    ]
+    assert events[-1].step == events[-1].total == 6 and not events[-1].at_most
+    assert progress_text(events[3]).startswith("plane 2/3, step 2/2 · residual/noise ")
+    # denoising reports the residual in noise units: a readable, positive number (not an NLL)
+    assert all(e.loss_label == "residual/noise" and e.loss > 0 for e in events)
+    gen = dip.run(stack[0], {**TINY, "iterations": "auto", "noise_model": "poisson-gaussian"}, device="cpu")
+    first = next(gen)
+    gen.close()
+    assert first.at_most and first.total == 1800 and first.loss > 0
+    assert progress_text(first).startswith("step 1 of at most 1800")
+    ev = next(dip.run(stack[0], {**TINY, "task": "inpaint", "iterations": 1}, mask=np.eye(16), device="cpu"))
+    assert ev.loss_label == "loss" and not ev.part
+
+
+def test_mask_shape_message_names_each_shape_once():
+    img = np.zeros((64, 64), np.float32)
+    with pytest.raises(InputError) as err:
+        dip.run(img, {"task": "inpaint"}, mask=np.ones((32, 32)))
+    msg = str(err.value)
+    assert "give a mask of shape (64, 64) (Y, X)" in msg and msg.count("(64, 64)") == 2  # image + wanted
+    with pytest.raises(InputError, match=r"\(64, 64\) \(Y, X\), or \(2, 64, 64\) \(one mask per plane\)"):
+        dip.run(np.zeros((2, 64, 64), np.float32), {"task": "inpaint"}, mask=np.ones((32, 32)))
+
+
+def test_noise_model_guess():
+    assert dip.guess_noise_model(np.zeros((8, 8), np.uint16))[0] == "poisson-gaussian"
+    assert dip.guess_noise_model(np.zeros((8, 8), np.uint8))[0] == "gaussian"
+    assert dip.guess_noise_model(np.zeros((8, 8, 3), np.uint16))[0] == "gaussian"  # a colour photograph
+    assert dip.guess_noise_model(np.zeros((8, 8), np.float32))[0] == "gaussian"
+    meta = {"noise_model": "poisson-gaussian"}
+    assert dip.guess_noise_model(np.zeros((8, 8), np.float32), meta) == (
+        "poisson-gaussian",
+        "from the image's metadata",
+    )

@@ -34,6 +34,7 @@ def fluorescence_sample() -> list[LayerData]:
         "gain": 2.0,
         "offset": 100.0,
         "read_noise": 3.0,
+        "noise_model": "poisson-gaussian",  # the Deep Image Prior widget picks it from here
     }
     return [
         (clean, {"name": "fluo_clean", "contrast_limits": lim, "metadata": meta, "visible": False}, "image"),

@@ -27,6 +27,7 @@ __all__ = [
     "Result",
     "drive",
     "output_geometry",
+    "progress_text",
     "resolve_device",
     "bfloat16_pays",
 ]
@@ -57,13 +58,38 @@ class Cancelled(Exception):
 
 @dataclass
 class Progress:
-    """One progress event. ``preview`` (optional) is a float32 image of the current estimate."""
+    """One progress event. ``preview`` (optional) is a float32 image of the current estimate.
+
+    ``step``/``total`` count over the whole run. Runs over several planes or tiles also name the
+    ``part`` being worked on (``"plane 2/5"``) with the step within it (``part_step``/``part_total``).
+    ``at_most``: ``total`` is an upper bound (automatic stopping may end the run sooner).
+    ``loss_label`` says what ``loss`` is (NaN: the engine has none).
+    """
 
     step: int
     total: int
     loss: float
     preview: np.ndarray | None = None
     message: str = ""
+    part: str = ""
+    part_step: int = 0
+    part_total: int = 0
+    at_most: bool = False
+    loss_label: str = "loss"
+
+
+def progress_text(ev: Progress) -> str:
+    """One line for a progress event, the same in the widget and the CLI.
+
+    E.g. ``plane 2/5, step 9/15 · loss 0.0123`` or ``step 16 of at most 1800 · residual/noise 1.05``.
+    """
+    step, total = (ev.part_step, ev.part_total) if ev.part_total else (ev.step, ev.total)
+    text = f"step {step} of at most {total}" if ev.at_most else f"step {step}/{total}"
+    if ev.part:
+        text = f"{ev.part}, {text}"
+    if ev.loss == ev.loss:  # NaN: no loss to show
+        text += f" · {ev.loss_label} {ev.loss:.4g}"
+    return f"{text} · {ev.message}" if ev.message else text
 
 
 @dataclass
@@ -84,7 +110,11 @@ class OutputLayer:
 
 @dataclass
 class Result:
-    """What an engine returns: named output layers and the parameters that made them."""
+    """What an engine returns: named output layers and the parameters that made them.
+
+    ``layers[0]`` is the primary result (the restored image); the others are auxiliary (a mask,
+    an uncertainty map, the LR of a round trip), which the widgets place below it.
+    """
 
     layers: list[OutputLayer]
     metadata: dict[str, Any]

@@ -41,6 +41,8 @@ from .base import (
 from .tiling import Tile, TileBlender, tile_plan
 
 __all__ = [
+    "guess_noise_model",
+    "preset_iterations",
     "DIPParams",
     "build_net",
     "DEFAULT_TILE",
@@ -291,6 +293,29 @@ def resolve_config(p: DIPParams) -> dict[str, Any]:
     return cfg
 
 
+def preset_iterations(task: str, preset: str = "fast", scale: int = 4) -> int:
+    """The preset's number of steps for ``task`` (the upper bound when stopping automatically)."""
+    return int(resolve_config(DIPParams(task=task, preset=preset, scale=scale))["iterations"])
+
+
+def guess_noise_model(image: np.ndarray, metadata: dict[str, Any] | None = None) -> tuple[str, str]:
+    """``(noise model, why)`` for denoising ``image`` when the user has not chosen one.
+
+    A ``noise_model`` entry in ``metadata`` wins. Otherwise integer data of more than 8 bits
+    that is not RGB(A) — what cameras on microscopes write — is taken as photon counts
+    (``poisson-gaussian``); 8-bit, RGB and float images get ``gaussian``.
+    """
+    meta = metadata or {}
+    if meta.get("noise_model") in NOISE_MODELS:
+        return str(meta["noise_model"]), "from the image's metadata"
+    dt = np.dtype(image.dtype) if hasattr(image, "dtype") else np.asarray(image).dtype
+    shape = np.shape(image)
+    rgb = len(shape) >= 3 and shape[-1] in (3, 4)
+    if np.issubdtype(dt, np.integer) and dt.itemsize >= 2 and not rgb:
+        return "poisson-gaussian", f"{8 * dt.itemsize}-bit integer data: taken as photon counts"
+    return "gaussian", "8-bit, colour or float data"
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` → ``bfloat16`` where it pays on ``device`` (:func:`~.base.bfloat16_pays`), else
     ``float32``; ``float32`` and ``bfloat16`` are returned as they are."""
@@ -388,7 +413,7 @@ def _fit_plane(
     total: int,
     view: Callable[[np.ndarray], np.ndarray],
     cancel: Callable[[], bool] | None,
-    label: str = "",
+    part: str = "",
     noise_var: tuple[float, float] | None = None,
 ) -> Generator[Progress, None, _PlaneFit]:
     """Fit one ``(C, H, W)`` plane in ``[0, 1]``; returns the estimate ``(C, H·f, W·f)`` in ``[0, 1]``.
@@ -401,6 +426,9 @@ def _fit_plane(
     With ``cfg["auto_discrepancy"]`` (denoising) and ``noise_var`` (``(a, b)``: noise variance
     ``a·x + b`` of the plane), the stop also waits until the whitened residual has fallen below
     that level (:data:`AUTO_DISCREPANCY`), for at most half the ES-WMV stop again.
+    ``part`` (``"plane 2/5"``, ``"tile 1/4"``) names this fit in the progress events. With
+    ``noise_var``, progress reports the residual in units of the noise (1 = at the noise level)
+    instead of the loss, whose value (a log-likelihood for Poisson–Gaussian) means little to a user.
     """
     c, h, w = y.shape
     f = p.scale if p.task == "sr" else 1
@@ -431,11 +459,12 @@ def _fit_plane(
     best_var, best_step, best_x, best_spread = math.inf, 0, None, None
     crop = (0, slice(None), slice(0, h * f), slice(0, w * f))
     disc_level = cfg.get("auto_discrepancy") if auto and noise_var is not None else None
-    if disc_level is not None:  # whitened residual: (x - y)² / (a·y + b), over the plane
+    if noise_var is not None:  # whitened residual: (x - y)² / (a·y + b), over the plane
         y_obs = y_t[crop]
         inv_var = 1.0 / (noise_var[0] * y_obs + noise_var[1]).clamp_min(1e-6)
         residuals: collections.deque[float] = collections.deque(maxlen=_DISCREPANCY_SMOOTH)
     disc_done = disc_level is None
+    parts = {"part": part, "part_total": iters if part else 0, "at_most": bool(auto)}
     wmv_step = 0  # the step where ES-WMV alone would have stopped
 
     amp = cfg.get("precision") == "bfloat16"
@@ -479,10 +508,16 @@ def _fit_plane(
             if ema is not None:
                 o = out.detach()
                 avg = o if avg is None else avg.mul_(ema).add_(o, alpha=1.0 - ema)
-        if not disc_done:
+        shown, shown_label = float(loss.detach()), "loss"
+        if noise_var is not None:
             with torch.no_grad():
-                residuals.append(float(((out.detach()[crop] - y_obs).square() * inv_var).mean()))
-            disc_done = len(residuals) == residuals.maxlen and sum(residuals) / len(residuals) < disc_level
+                chi2 = float(((out.detach()[crop] - y_obs).square() * inv_var).mean())
+            shown, shown_label = math.sqrt(chi2), "residual/noise"
+            if not disc_done:
+                residuals.append(chi2)
+                disc_done = (
+                    len(residuals) == residuals.maxlen and sum(residuals) / len(residuals) < disc_level
+                )
         if window is not None:
             with torch.no_grad():
                 window.push(out.detach()[crop])
@@ -497,8 +532,10 @@ def _fit_plane(
         if p.preview_every and ((i + 1) % p.preview_every == 0 or i + 1 == iters):
             cur = avg if avg is not None else out.detach()
             preview = view(cur[crop].float().cpu().numpy())
-        note = " · ".join(t for t in (label, "backtracked" if restored else "") if t)
-        yield Progress(step0 + i + 1, total, float(loss.detach()), preview, note)
+        note = "backtracked" if restored else ""
+        yield Progress(
+            step0 + i + 1, total, shown, preview, note, part_step=i + 1, loss_label=shown_label, **parts
+        )
         if auto and not wmv_step and best_x is not None and i + 1 - best_step >= cfg["auto_patience"]:
             wmv_step = i + 1
         if wmv_step and (disc_done or i + 1 >= math.ceil(_DISCREPANCY_MAX_WAIT * wmv_step)):
@@ -513,8 +550,16 @@ def _fit_plane(
             chosen = steps
             spread = window.variance_map().mean(dim=0).sqrt() if window is not None else None
     if steps < iters:  # stopped early: complete this plane's share of the progress bar
-        note = " · ".join(t for t in (label, f"stopped at step {steps}") if t)
-        yield Progress(step0 + iters, total, float(loss.detach()), None, note)
+        yield Progress(
+            step0 + iters,
+            total,
+            shown,
+            None,
+            f"stopped at step {steps}",
+            part_step=steps,
+            loss_label=shown_label,
+            **parts,
+        )
     return _PlaneFit(
         final.float().cpu().numpy().clip(0.0, 1.0),
         n_back,
@@ -545,9 +590,9 @@ def _check_mask(mask: np.ndarray | None, layout: PlaneLayout, image_shape: tuple
     if mk.shape == spatial:
         mk = np.broadcast_to(mk, full)
     elif mk.shape != full:
+        want = f"{spatial} (Y, X)" + (f", or {full} (one mask per plane)" if full != spatial else "")
         raise InputError(
-            f"mask shape {mk.shape} does not match the image {image_shape}: "
-            f"give a mask of shape {spatial} (Y, X) or {full}"
+            f"mask shape {mk.shape} does not match the image {image_shape}: give a mask of shape {want}"
         )
     if mk.dtype.kind == "f" and not np.all(np.isfinite(mk)):
         raise InputError("mask contains NaN or infinite values")
@@ -645,9 +690,22 @@ def _execute(
         # the noise variance the automatic stop whitens the residual with (denoising)
         noise_var = noise if pg else (noise_est[k] if noise_est else None)
         plane, miss = planes[k], None if missing is None else missing[k]
+        plane_part = f"plane {k + 1}/{n}" if n > 1 else ""
         if n_tiles == 1:
             fit = yield from _fit_plane(
-                plane, miss, p, cfg, noise, dev, seed, k * iters, total, view, cancel, noise_var=noise_var
+                plane,
+                miss,
+                p,
+                cfg,
+                noise,
+                dev,
+                seed,
+                k * iters,
+                total,
+                view,
+                cancel,
+                part=plane_part,
+                noise_var=noise_var,
             )
             fits.append(fit)
             outs.append(fit.out)
@@ -674,7 +732,7 @@ def _execute(
                 total,
                 tile_view,
                 cancel,
-                label=f"tile {j + 1}/{n_tiles}",
+                part=" · ".join(t for t in (plane_part, f"tile {j + 1}/{n_tiles}") if t),
                 noise_var=noise_var,
             )
             fits.append(fit)

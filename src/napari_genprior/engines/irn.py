@@ -34,7 +34,17 @@ from ..nets.irn import InvRescaleNet
 from .base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, params_from, resolve_device
 from .tiling import TileBlender, tile_plan
 
-__all__ = ["DEFAULT_TILE", "MODES", "SCALES", "IRNParams", "load_weights", "recommended_tau", "run"]
+__all__ = [
+    "DEFAULT_TILE",
+    "MODES",
+    "NO_RECORD",
+    "SCALES",
+    "IRNParams",
+    "load_weights",
+    "recommended_tau",
+    "run",
+    "up_record",
+]
 
 MODES = ("down", "up", "roundtrip")
 SCALES = (2, 4)
@@ -83,6 +93,11 @@ class IRNParams:
             raise InputError(f"tau must be a number >= 0, not {self.tau}")
         if int(self.samples) < 1:
             raise InputError(f"samples must be at least 1, not {self.samples}")
+        if self.mode == "down" and int(self.samples) != 1:
+            raise InputError(
+                "samples applies to up and roundtrip (draws of z when restoring); down has nothing to "
+                "sample: leave samples at 1"
+            )
         if self.tile_size is not None and self.tile_size != 0 and self.tile_size < 32:
             raise InputError(
                 f"tile_size must be 0 (never tile) or at least 32 LR pixels, not {self.tile_size}"
@@ -99,6 +114,25 @@ def _strip_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if sd and all(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix) :]: v for k, v in sd.items()}
     return sd
+
+
+def up_record(stored: dict[str, Any] | None, lr_spatial: tuple[int, int]) -> dict[str, Any] | None:
+    """The record ``down`` stored with an LR image (``{"scale", "value_range", "hr_shape"}``) if it
+    describes an LR of ``lr_spatial`` ``(Y, X)``, else ``None`` (no record, or one copied onto an
+    image that ``down`` did not make, such as an HR result)."""
+    if not stored or "hr_shape" not in stored or "scale" not in stored:
+        return None
+    s = int(stored["scale"])
+    if tuple(-(-int(n) // s) for n in stored["hr_shape"]) != tuple(int(n) for n in lr_spatial):
+        return None
+    return stored
+
+
+#: Said when ``up`` runs on an image that carries no record from ``down``.
+NO_RECORD = (
+    "{name} carries no record from IRN down: its own value range is used and the result is LR size × "
+    "scale. IRN up restores the LR images that down made; {hint}"
+)
 
 
 def recommended_tau(weights: str | Path) -> float:
@@ -257,6 +291,15 @@ def run(
     net, info = _load(p)
     if p.tau is None:
         p = dataclasses.replace(p, tau=info["recommended_tau"])
+    if int(p.samples) > 1 and p.tau == 0:
+        # Every draw would be the mean latent: the spread would be an all-zero map that looks
+        # like certainty. Refuse rather than return it.
+        raise InputError(
+            f"samples {p.samples} at tau 0 would draw the same z (the mean latent) every time, so the "
+            "uncertainty map would be all zeros: set tau > 0 to see how the restoration varies with z "
+            "(this model is trained for tau "
+            f"{info['recommended_tau']:g}, so a larger tau also lowers the quality), or use samples 1"
+        )
     dev = resolve_device(device)
     return _execute(arr, p, layout, net, info, dev, cancel)
 
@@ -294,7 +337,8 @@ def _execute(
         if p.mode == "roundtrip":
             stored = layout.to_planes(norm.forward(lr_out))
             hr, spread = yield from _up(model, stored, p, hr_shape, cancel, 1, 2)
-            layers.append(OutputLayer(norm.inverse(layout.from_planes(hr)), "irn_hr", "image", 1.0))
+            # the HR first: it is the result the round trip is for (the widget puts it on top)
+            layers.insert(0, OutputLayer(norm.inverse(layout.from_planes(hr)), "irn_hr", "image", 1.0))
     if spread is not None:
         zoom = float(s) if p.mode == "up" else 1.0
         unc = spread.reshape(*layout.lead_shape, *hr_shape) * (norm.hi - norm.lo)
