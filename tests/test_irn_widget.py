@@ -89,3 +89,35 @@ def test_bundled_model_by_default(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
     hr = viewer.layers["img_irn_hr"]
     assert hr.data.shape == (32, 32) and hr.metadata["network"]["model"] == "irn-x2"
+
+
+def test_uncertainty_at_tau_0_is_refused_not_a_black_layer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = IrnWidget(viewer)
+    data = (np.random.default_rng(2).random((32, 32)) * 255).astype(np.uint8)
+    widget.image.value = viewer.add_image(data, name="img")
+    assert widget.tau.value == 0.0  # the bundled model's card recommends τ = 0
+    widget.samples.value = 3
+    assert not widget.run()
+    assert "all zeros" in widget.status.value and "tau > 0" in widget.status.value
+    assert [lay.name for lay in viewer.layers] == ["img"]
+    widget.tau.value = 0.05  # a spread that means something: how the result varies with z
+    assert widget.run()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    unc = viewer.layers["img_irn_uncertainty"].data
+    assert unc.max() > 0
+    # the round trip's HR is on top of the LR and the uncertainty, and selected
+    names = [lay.name for lay in viewer.layers]
+    assert names[-1] == "img_irn_hr" and set(names[1:-1]) == {"img_irn_lr", "img_irn_uncertainty"}
+    assert viewer.layers.selection.active is viewer.layers["img_irn_hr"]
+
+
+def test_down_hides_and_ignores_samples(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = IrnWidget(viewer)
+    widget.samples.value = 4
+    widget.mode.value = "down"
+    assert widget.samples.native.isHidden() and widget.tau.native.isHidden()
+    assert widget.params()["samples"] == 1  # down draws nothing
+    widget.mode.value = "up"
+    assert not widget.samples.native.isHidden() and widget.params()["samples"] == 4

@@ -145,14 +145,15 @@ def test_bad_inputs_give_messages_and_change_nothing(widget_and_viewer, qtbot):
     widget.mask.value = None
     assert widget.run() is False
     assert "mask" in widget.status.value
-    small = viewer.add_labels(np.ones((10, 10), np.uint8), name="small")
+    # a mask placed beside the image in the viewer covers none of its pixels
+    away = viewer.add_labels(np.ones((10, 10), np.uint8), name="away", translate=(100.0, 0.0))
     ok = viewer.add_image(np.ones((32, 32), np.float32), name="ok")
     widget.image.value = ok
-    widget.mask.value = small
+    widget.mask.value = away
     assert widget.run() is False
-    assert "does not match" in widget.status.value
+    assert "does not overlap" in widget.status.value
     assert not widget.running
-    assert [lay.name for lay in viewer.layers] == ["lab", "nan", "small", "ok"]
+    assert [lay.name for lay in viewer.layers] == ["lab", "nan", "away", "ok"]
 
 
 def test_multichannel_inpaint_mask_layer_matches_spatial_axes(widget_and_viewer, qtbot):
@@ -203,3 +204,137 @@ def test_large_image_is_tiled_and_the_widget_says_so(widget_and_viewer, qtbot):
     assert out.data.shape == data.shape and out.metadata["tiles"] == 2
     assert any("tile 2/2" in m for m in messages)
     assert "2 tiles of 512 px" in widget.status.value
+
+
+def test_long_status_wraps_and_the_dock_keeps_its_width(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    widget = DipWidget(viewer)
+    dock = viewer.window.add_dock_widget(widget)
+    qtbot.wait(50)
+    width = dock.width()
+    long = "Error: mask shape (256, 256) does not match the image (128, 128): " + "give a mask " * 30
+    widget._set_state(False, long)
+    qtbot.wait(50)
+    assert widget.status.native.wordWrap()
+    assert dock.width() <= width + 2  # the text wraps instead of pushing the canvas aside
+    assert widget.status.tooltip == long  # the full text is also there on hover
+    widget._set_state(False, "done")
+    qtbot.wait(50)
+    assert dock.width() <= width + 2
+
+
+def test_result_is_on_top_of_its_auxiliary_layers_and_selected(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    img = viewer.add_image(np.random.default_rng(2).random((32, 32)).astype(np.float32), name="scene")
+    holes = np.zeros((32, 32), np.uint8)
+    holes[4:12, 4:12] = 1
+    viewer.add_labels(holes, name="holes")
+    widget.image.value = img
+    widget.task.value = "inpaint"
+    widget.mask.value = viewer.layers["holes"]
+    widget.uncertainty.value = True
+    widget.iterations.value = 2
+    assert widget.run()
+    _wait_idle(qtbot, widget)
+    names = [lay.name for lay in viewer.layers]
+    assert names[-1] == "scene_dip_inpaint"  # on top: the view shows the repair, not the damage
+    assert set(names[2:-1]) == {"scene_dip_mask", "scene_dip_uncertainty"}
+    assert viewer.layers.selection.active is viewer.layers["scene_dip_inpaint"]
+
+
+def test_full_frame_labels_mask_over_a_translated_crop_is_placed_in_world(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    crop = viewer.add_image(
+        np.random.default_rng(6).random((32, 32)).astype(np.float32), name="crop", translate=(16.0, 8.0)
+    )
+    frame = np.zeros((64, 64), np.uint8)
+    frame[20:24, 10:14] = 1  # world rows 20-23, columns 10-13 = crop pixels (4..7, 2..5)
+    viewer.add_labels(frame, name="frame")
+    inputs = dip_inputs(crop, "inpaint", viewer.layers["frame"])
+    expected = np.zeros((32, 32), bool)
+    expected[4:8, 2:6] = True
+    np.testing.assert_array_equal(inputs.mask != 0, expected)
+    # a mask drawn at half the pixel size lands where it is shown too
+    fine = np.zeros((64, 64), np.uint8)
+    fine[8:16, 8:16] = 1  # world 4..7.5 at scale 0.5
+    half = viewer.add_labels(fine, name="fine", scale=(0.5, 0.5))
+    plain = viewer.add_image(np.zeros((32, 32), np.float32), name="plain")
+    m = dip_inputs(plain, "inpaint", half).mask != 0
+    assert m[4:8, 4:8].all() and m.sum() == 16
+
+
+def test_auto_stop_shows_the_upper_bound_and_progress_says_at_most(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    widget.auto_stop.value = True
+    shown = lambda w: not w.native.isHidden()  # noqa: E731  (the viewer itself is not shown)
+    assert shown(widget.iterations_auto) and not shown(widget.iterations)
+    assert widget.iterations_auto.value == "auto (at most 1800)"
+    widget.task.value = "sr"
+    widget.scale.value = 8
+    assert widget.iterations_auto.value == "auto (at most 3000)"
+    widget.auto_stop.value = False
+    assert shown(widget.iterations) and not shown(widget.iterations_auto)
+    assert "3000" in widget.iterations.tooltip
+    # a run with automatic stopping words its step count and time left as upper bounds
+    widget.task.value = "denoise"
+    widget.auto_stop.value = True
+    layer = viewer.add_image(np.random.default_rng(7).random((32, 32)).astype(np.float32), name="a")
+    widget.image.value = layer
+    messages = []
+    show = widget.runner.on_state
+    widget.runner.on_state = lambda running, msg: (messages.append(msg), show(running, msg))
+    assert widget.run()
+    qtbot.waitUntil(lambda: any("of at most 1800" in m for m in messages), timeout=60_000)
+    widget.cancel()
+    _wait_idle(qtbot, widget)
+    step_msgs = [m for m in messages if "step" in m]
+    assert all("of at most 1800" in m for m in step_msgs), step_msgs
+    assert any("at most" in m and "left" in m for m in step_msgs)
+
+
+def test_stack_progress_names_the_plane(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    stack = np.random.default_rng(8).random((3, 24, 24)).astype(np.float32)
+    layer = viewer.add_image(stack, name="stack")
+    widget.image.value = layer
+    widget.iterations.value = 4
+    widget.runner.preview_interval = 0.0
+    messages = []
+    show = widget.runner.on_state
+    widget.runner.on_state = lambda running, msg: (messages.append(msg), show(running, msg))
+    assert widget.run()
+    _wait_idle(qtbot, widget)
+    assert any("plane 3/3, step 4/4" in m for m in messages), messages
+    assert not any("/12" in m for m in messages)  # never the step over the whole stack
+    assert viewer.layers["stack_dip_denoise"].data.shape == stack.shape
+
+
+def test_noise_model_follows_the_image(widget_and_viewer):
+    from napari_genprior.data.samples import astronaut_noisy, fluorescence_sample
+
+    widget, viewer = widget_and_viewer
+    data, kwargs, _ = fluorescence_sample()[1]
+    fluo = viewer.add_image(data, **kwargs)
+    widget.image.value = fluo
+    assert widget.noise.value == "poisson-gaussian"  # the sample says so; 16-bit counts would too
+    data, kwargs, _ = astronaut_noisy()[1]
+    astro = viewer.add_image(data, **kwargs)
+    widget.image.value = astro
+    assert widget.noise.value == "gaussian"
+    widget.image.value = viewer.add_image(np.zeros((16, 16), np.uint16), name="counts")
+    assert widget.noise.value == "poisson-gaussian"
+
+
+def test_previews_are_limited_by_time(widget_and_viewer, qtbot):
+    widget, viewer = widget_and_viewer
+    layer = viewer.add_image(np.random.default_rng(9).random((32, 32)).astype(np.float32), name="p")
+    widget.image.value = layer
+    widget.iterations.value = 40
+    widget.preview_every.value = 1  # the engine offers a preview at every step
+    widget.runner.preview_interval = 3600.0  # …but the canvas is redrawn at most once an hour
+    shown = []
+    real = widget.runner._show_preview
+    widget.runner._show_preview = lambda data: (shown.append(1), real(data))
+    assert widget.run()
+    _wait_idle(qtbot, widget)
+    assert len(shown) == 1

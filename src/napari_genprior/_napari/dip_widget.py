@@ -13,7 +13,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from ..engines import dip
 from ..engines.base import DEVICES, InputError
-from .runner import EngineRunner, RunControls
+from .runner import EngineRunner, RunControls, status_label
 
 __all__ = ["DipWidget", "dip_inputs"]
 
@@ -25,10 +25,44 @@ class DipInputs:
     params: dict[str, Any]
 
 
+def _labels_on_image(layer: Labels, image: Image, spatial: tuple[int, int]) -> np.ndarray:
+    """A Labels layer's data on the image's ``(Y, X)`` pixel grid, placed through world coordinates.
+
+    A mask with the image's shape and placement is used as it is. Otherwise each image pixel takes
+    the label under its centre in the viewer (nearest neighbour), so a full-frame mask works for a
+    translated crop, and a mask drawn at another pixel size lands where it is shown; image pixels
+    the mask does not cover are kept (not missing). Leading (plane) axes are kept as they are.
+    """
+    data = np.asarray(layer.data)
+    l_scale, l_trans = np.asarray(layer.scale[-2:], float), np.asarray(layer.translate[-2:], float)
+    i_scale, i_trans = np.asarray(image.scale[-2:], float), np.asarray(image.translate[-2:], float)
+    same_place = np.allclose(l_scale, i_scale) and np.allclose(l_trans, i_trans)
+    if data.ndim < 2 or (same_place and data.shape[-2:] == tuple(spatial)):
+        return data
+    idx = []
+    for ax in range(2):
+        world = np.arange(spatial[ax]) * i_scale[ax] + i_trans[ax]
+        idx.append(np.floor((world - l_trans[ax]) / l_scale[ax] + 0.5).astype(np.int64))
+    inside_y = (idx[0] >= 0) & (idx[0] < data.shape[-2])
+    inside_x = (idx[1] >= 0) & (idx[1] < data.shape[-1])
+    if not inside_y.any() or not inside_x.any():
+        raise InputError(
+            f"mask {layer.name!r} does not overlap image {image.name!r} in the viewer: move it over "
+            "the image (its scale and translate place it), or give it the image's shape"
+        )
+    iy = idx[0].clip(0, data.shape[-2] - 1)
+    ix = idx[1].clip(0, data.shape[-1] - 1)
+    out = data[..., iy[:, None], ix[None, :]]
+    return np.where(inside_y[:, None] & inside_x[None, :], out, 0).astype(data.dtype)
+
+
 def rasterize_mask(layer: Labels | Shapes, image: Image, spatial: tuple[int, int]) -> np.ndarray:
-    """A Labels layer's data, or a Shapes layer drawn into the image's ``(Y, X)`` pixel grid."""
+    """A Labels layer's data, or a Shapes layer drawn, on the image's ``(Y, X)`` pixel grid.
+
+    Both are placed through world coordinates (their scale and translate against the image's).
+    """
     if isinstance(layer, Labels):
-        return np.asarray(layer.data)
+        return _labels_on_image(layer, image, spatial)
     if len(layer.data) == 0:
         raise InputError(f"Shapes layer {layer.name!r} has no shapes: draw the regions to fill in first")
     # Shapes live in their own data coordinates: map them through world into the image's pixels.
@@ -95,7 +129,13 @@ class DipWidget(RunControls, Container):
             tooltip="Labels or Shapes layer; non-zero / inside a shape = missing",
         )
         self.scale = ComboBox(label="scale", choices=list(dip.SCALES), value=4)
-        self.noise = ComboBox(label="noise model", choices=list(dip.NOISE_MODELS), value="gaussian")
+        self.noise = ComboBox(
+            label="noise model",
+            choices=list(dip.NOISE_MODELS),
+            value="gaussian",
+            tooltip="picked from the image when it is selected: poisson-gaussian for integer data of more "
+            "than 8 bits (photon counts), gaussian for 8-bit, colour and float images",
+        )
         self.channels_first = CheckBox(text="axis 0 is channels", value=False)
         self.preset = ComboBox(
             label="preset",
@@ -104,9 +144,18 @@ class DipWidget(RunControls, Container):
             tooltip="fast: 32 channels, fewer steps, bfloat16 where it pays (default); paper: the paper's settings",
         )
         self.iterations = SpinBox(
-            label="iterations", min=0, max=100_000, step=100, value=0, tooltip="0 = the preset's number"
+            label="iterations",
+            min=0,
+            max=100_000,
+            step=100,
+            value=0,
+            tooltip="the number of steps (0: the preset's)",
         )
-        self.iterations.native.setSpecialValueText("preset")
+        # Shown instead of the box while stopping automatically: the preset's steps, an upper bound.
+        # (magicgui's spin box cannot show a special text in its place.)
+        self.iterations_auto = Label(
+            label="iterations", tooltip="untick 'stop automatically' to run an exact number of steps"
+        )
         self.auto_stop = CheckBox(
             text="stop automatically",
             value=True,
@@ -121,11 +170,11 @@ class DipWidget(RunControls, Container):
             label="preview every",
             min=0,
             max=10_000,
-            value=25,
-            tooltip="steps between preview updates (0: off)",
+            value=10,
+            tooltip="steps between preview images (0: off); the canvas is redrawn at most once a second",
         )
         self.run_button = PushButton(text="Run")
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.image,
@@ -136,6 +185,7 @@ class DipWidget(RunControls, Container):
                 self.channels_first,
                 self.preset,
                 self.iterations,
+                self.iterations_auto,
                 self.auto_stop,
                 self.uncertainty,
                 self.device,
@@ -147,6 +197,9 @@ class DipWidget(RunControls, Container):
         )
         self.task.changed.connect(self._update_visibility)
         self.auto_stop.changed.connect(self._update_visibility)
+        for w in (self.scale, self.preset):
+            w.changed.connect(self._update_iterations_text)
+        self.image.changed.connect(self._on_image)
         self.run_button.changed.connect(self._on_button)
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_choices)
@@ -172,12 +225,27 @@ class DipWidget(RunControls, Container):
         if self.image.value is None and self.image.choices:
             self.image.value = self.image.choices[-1]
 
+    def _on_image(self, _v: Any = None) -> None:
+        """Pick the noise model that fits the newly selected image (the user can still change it)."""
+        layer = self.image.value
+        if isinstance(layer, Image) and not layer.multiscale:
+            model, _why = dip.guess_noise_model(layer.data, layer.metadata)
+            self.noise.value = model
+
+    def _update_iterations_text(self, _v: Any = None) -> None:
+        n = dip.preset_iterations(self.task.value, self.preset.value, int(self.scale.value))
+        self.iterations_auto.value = f"auto (at most {n})"
+        self.iterations.tooltip = f"the number of steps (0: the preset's, {n})"
+
     def _update_visibility(self, _v: Any = None) -> None:
         task = self.task.value
         self.mask.visible = task == "inpaint"
         self.scale.visible = task == "sr"
         self.noise.visible = task == "denoise"
-        self.iterations.enabled = not self.auto_stop.value
+        auto = bool(self.auto_stop.value)
+        self.iterations.enabled = not auto
+        self.iterations.visible, self.iterations_auto.visible = not auto, auto
+        self._update_iterations_text()
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -231,4 +299,7 @@ class DipWidget(RunControls, Container):
         if n_tiles > 1:  # large planes are fitted tile by tile; say so before the long run starts
             title += f" in {n_tiles} tiles"
         self.runner.start(gen, source=layer, title=title, zoom=zoom)
+        if inputs.params.get("iterations") == "auto":
+            n = dip.preset_iterations(self.task.value, self.preset.value, int(self.scale.value))
+            self.status.value = f"{title}: starting… (automatic stop, at most {n} steps)"
         return True

@@ -13,7 +13,7 @@ from napari.utils.notifications import show_error, show_warning
 from ..engines import irn
 from ..engines.base import DEVICES, InputError
 from ..models import card, weights_path
-from .runner import EngineRunner, RunControls
+from .runner import EngineRunner, RunControls, status_label
 
 __all__ = ["IrnWidget", "irn_inputs"]
 
@@ -37,15 +37,13 @@ def irn_inputs(layer: Any, mode: str, **params: Any) -> tuple[np.ndarray, dict[s
         raise InputError(f"{layer.name!r} is a multiscale layer: add the level you want as its own layer")
     p: dict[str, Any] = {"mode": mode, "channel_axis": -1 if layer.rgb else None, **params}
     if mode == "up":
-        stored = (layer.metadata or {}).get("irn")
         spatial = np.shape(layer.data)[-3:-1] if layer.rgb else np.shape(layer.data)[-2:]
-        s = int(stored["scale"]) if stored else 1
-        if stored and tuple(-(-int(n) // s) for n in stored["hr_shape"]) != tuple(spatial):
-            stored = None  # not the LR that `down` made (e.g. an HR result): its record does not apply
+        stored = irn.up_record((layer.metadata or {}).get("irn"), spatial)
         if not stored:
             show_warning(
-                f"{layer.name!r} carries no record from IRN down: its own value range is used and the "
-                "result is LR size × scale. Use up on the *_irn_lr layer that down produced."
+                irn.NO_RECORD.format(
+                    name=repr(layer.name), hint="use up on the *_irn_lr layer that down produced."
+                )
             )
         if stored:
             if int(stored["scale"]) != int(p["scale"]):
@@ -77,7 +75,12 @@ class IrnWidget(RunControls, Container):
             tooltip="empty: the bundled model irn-x2/irn-x4; or a checkpoint (ours or the official layout)",
         )
         self.samples = SpinBox(
-            label="samples", min=1, max=64, value=1, tooltip="draws of z; 2 or more add an uncertainty layer"
+            label="samples",
+            min=1,
+            max=64,
+            value=1,
+            tooltip="up/roundtrip: draws of z; 2 or more add an uncertainty layer (needs tau > 0: at tau 0 "
+            "every draw is the same)",
         )
         self.tau = FloatSpinBox(
             label="tau",
@@ -91,7 +94,7 @@ class IrnWidget(RunControls, Container):
         self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
         self.run_button = PushButton(text="Run")
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.about,
@@ -109,9 +112,11 @@ class IrnWidget(RunControls, Container):
             ]
         )
         self.run_button.changed.connect(self._on_button)
+        self.mode.changed.connect(self._update_visibility)
         self.scale.changed.connect(self._show_model)
         self.weights.changed.connect(self._show_model)
         self._show_model()
+        self._update_visibility()
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_choices)
         self._refresh_choices()
@@ -143,6 +148,11 @@ class IrnWidget(RunControls, Container):
         else:
             self.model_info.value = name
 
+    def _update_visibility(self, _v: Any = None) -> None:
+        # down draws nothing: samples and tau only mean something when restoring
+        restoring = self.mode.value != "down"
+        self.samples.visible = self.tau.visible = restoring
+
     def _image_choices(self, _w: Any = None) -> list[tuple[str, Image]]:
         return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image)]
 
@@ -154,10 +164,11 @@ class IrnWidget(RunControls, Container):
     def params(self) -> dict[str, Any]:
         """The engine parameters the widget's current values stand for."""
         w = str(self.weights.value) if self.weights.value else ""
+        restoring = self.mode.value != "down"
         return {
             "scale": int(self.scale.value),
             "weights": w if w not in ("", ".") else None,
-            "samples": int(self.samples.value),
+            "samples": int(self.samples.value) if restoring else 1,
             "tau": float(self.tau.value),
             "seed": int(self.seed.value),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -9,14 +10,33 @@ from typing import Any
 
 import napari
 import numpy as np
+from magicgui.widgets import Label
 from napari.layers import Image, Layer
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
-from ..engines.base import Cancelled, EngineRun, Progress, Result, output_geometry
+from ..engines.base import Cancelled, EngineRun, Progress, Result, output_geometry, progress_text
 
-__all__ = ["EngineRunner", "RunControls", "result_layers"]
+__all__ = ["EngineRunner", "RunControls", "result_layers", "status_label"]
+
+#: Seconds between preview updates at most: each one redraws the canvas, which on a machine
+#: with software OpenGL takes CPU from the engine (docs/benchmarks.md, gui_bench).
+PREVIEW_INTERVAL = 1.0
+#: Seconds between status and progress-bar updates at most (each one relays out the dock).
+STATUS_INTERVAL = 0.25
+
+
+def status_label() -> Label:
+    """A status line that wraps instead of widening the dock; the full text is also its tooltip."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    label = Label(value="")
+    label.native.setWordWrap(True)
+    # Ignored: the layout never widens the dock for a long message; the text wraps to the width.
+    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.native.setMinimumWidth(0)
+    return label
 
 
 def result_layers(result: Result, source: Image) -> list[Layer]:
@@ -53,6 +73,22 @@ def result_layers(result: Result, source: Image) -> list[Layer]:
     return layers
 
 
+_prewarmed = threading.Event()
+
+
+def prewarm() -> None:
+    """Import what torch loads on an engine's first step (torch._dynamo, which its optimisers pull
+    in: over a second) in a background thread, while the user is still choosing settings."""
+    if _prewarmed.is_set():
+        return
+    _prewarmed.set()
+
+    def work() -> None:
+        import torch._dynamo  # noqa: F401
+
+    threading.Thread(target=work, name="genprior-prewarm", daemon=True).start()
+
+
 class EngineRunner:
     """Drives one engine run at a time for a widget.
 
@@ -63,6 +99,7 @@ class EngineRunner:
     def __init__(self, viewer: napari.Viewer, on_state: Callable[[bool, str], None]) -> None:
         self.viewer = viewer
         self.on_state = on_state
+        prewarm()
         self.worker: GeneratorWorker | None = None
         self._cancel = threading.Event()
         self._pbar: progress | None = None
@@ -75,6 +112,9 @@ class EngineRunner:
         self._done_message: str | None = None
         self._title = ""
         self._zoom = 1.0
+        self._last_preview = -math.inf
+        self._last_status = -math.inf
+        self.preview_interval = PREVIEW_INTERVAL
 
     def cancel_requested(self) -> bool:
         """For the engine's ``cancel`` argument: True once Cancel was pressed."""
@@ -99,6 +139,7 @@ class EngineRunner:
         self.last_result = None
         self.last_error = None
         self._t0 = time.perf_counter()
+        self._last_preview = self._last_status = -math.inf
 
         def job() -> EngineRun:
             try:
@@ -131,17 +172,27 @@ class EngineRunner:
         pbar = self._pbar
         if self._cancel.is_set() or self.worker is None or pbar is None:
             return
+        now = time.perf_counter()
+        # Previews and status updates are limited by time, not steps: each costs the main thread a
+        # redraw or a relayout, and on a small machine that time is taken from the engine.
+        if ev.preview is not None and now - self._last_preview >= self.preview_interval:
+            self._last_preview = now
+            self._show_preview(ev.preview)  # may process pending events, the end of the run included
+            if self.worker is None:
+                return
+        if now - self._last_status < STATUS_INTERVAL and ev.step < ev.total:
+            return
+        self._last_status = now
         if pbar.total != ev.total:
             pbar.total = ev.total
         pbar.update(ev.step - pbar.n)
-        loss = f" · loss {ev.loss:.4g}" if ev.loss == ev.loss else ""  # NaN: the engine has no loss
-        pbar.set_description(f"{self._title}{loss}")
-        if ev.preview is not None:
-            self._show_preview(ev.preview)  # may process pending events, the end of the run included
-        if self.worker is None:
-            return
-        msg = f"{self._title}: step {ev.step}/{ev.total}{loss}"
-        self.on_state(True, f"{msg} · {ev.message}" if ev.message else msg)
+        text = progress_text(ev)
+        elapsed = now - self._t0
+        if ev.step and ev.step < ev.total:  # napari's bar shows an ETA for the full total
+            left = elapsed * (ev.total - ev.step) / ev.step
+            text += f" · {'at most ' if ev.at_most else ''}{_duration(left)} left"
+        pbar.set_description(f"{self._title}{' (auto-stop: at most)' if ev.at_most else ''}")
+        self.on_state(True, f"{self._title}: {text}")
 
     def _show_preview(self, data: np.ndarray) -> None:
         src = self._source
@@ -169,8 +220,12 @@ class EngineRunner:
         self.last_result = result
         src = self._source
         self._remove_preview()
-        for layer in result_layers(result, src):
+        primary, *aux = result_layers(result, src)
+        # Auxiliary layers (mask, uncertainty, LR) first, so that the result ends up on top of them
+        # and selected: the view shows the restoration, and the layer controls are the result's.
+        for layer in (*aux, primary):
             self.viewer.add_layer(layer)
+        self.viewer.layers.selection.active = primary
         wall = time.perf_counter() - self._t0
         self._done_message = f"{self._title}: done in {wall:.1f} s"
         meta = result.metadata
@@ -239,3 +294,13 @@ class RunControls:
     def _set_state(self, running: bool, message: str) -> None:
         self.run_button.text = "Cancel" if running else "Run"
         self.status.value = message
+        self.status.tooltip = message
+
+
+def _duration(seconds: float) -> str:
+    """``'40 s'``, ``'3 min'``, ``'1.5 h'``: a rough time for an estimate."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
