@@ -149,6 +149,15 @@ def test_sr_scale(tmp_path):
             "the result will have shape",
         ),
         (["frobnicate"], "invalid choice"),
+        (["dip", "denoise", "{noisy}", "-o", "{noisy}/out.tif"], "is a file, not a folder"),
+        (["dip", "denoise", "{noisy}", "-o", "{tmp}"], "is a folder"),
+        (["dip", "denoise", "{text}", "-o", "{tmp}/o.tif"], "not a readable PNG file"),
+        (
+            ["dip", "denoise", "{noisy}", "-o", "{tmp}/o.tif", "--bogus"],
+            "see 'napari-genprior dip denoise --help'",
+        ),
+        (["irn", "down", "{noisy}", "-o", "{tmp}/o.tif", "--samples", "4"], "`irn down` draws nothing"),
+        (["irn", "up", "{noisy}", "-o", "{tmp}/o.tif", "--samples", "3"], "would be all zeros"),
     ],
 )
 def test_bad_usage_exits_2_with_one_line(argv, match, noisy_tif, tmp_path, capsys):
@@ -156,7 +165,9 @@ def test_bad_usage_exits_2_with_one_line(argv, match, noisy_tif, tmp_path, capsy
     tifffile.imwrite(tmp_path / "small.tif", np.ones((4, 4), np.uint8))
     tifffile.imwrite(tmp_path / "five.tif", np.zeros((2, 2, 2, 16, 16), np.uint8))
     tifffile.imwrite(tmp_path / "nan.tif", np.full((16, 16), np.nan, np.float32))
+    (tmp_path / "notes.png").write_text("not an image")
     subs = {
+        "text": str(tmp_path / "notes.png"),
         "noisy": str(noisy),
         "tmp": str(tmp_path),
         "five": str(tmp_path / "five.tif"),
@@ -205,3 +216,100 @@ def test_dip_defaults_are_fast_preset_with_auto_stop():
     fast, paper = dip.PRESETS["fast"]["denoise"], dip.PRESETS["paper"]["denoise"]
     assert (fast["channels"], fast["precision"]) == (32, "auto")
     assert (paper["channels"], paper["precision"]) == (128, "float32")
+
+
+def test_output_is_checked_before_the_run(noisy_tif, tmp_path, monkeypatch, capsys):
+    """A path that cannot be written is refused before any step runs, not after the fit."""
+    import napari_genprior.engines.base as base
+
+    def no_run(*_a, **_k):
+        raise AssertionError("the engine ran although an output cannot be written")
+
+    noisy, _ = noisy_tif
+    ok = tmp_path / "ok.tif"
+    with monkeypatch.context() as m:
+        m.setattr(base, "drive", no_run)
+        for bad, match in ((noisy / "run.json", "is a file, not a folder"), (tmp_path, "is a folder")):
+            assert main(["dip", "denoise", str(noisy), "-o", str(ok), "-q", "--metadata", str(bad)]) == 2
+            assert match in capsys.readouterr().err
+    assert not ok.exists()
+    # a missing parent folder is fine: it is created, and --help says so
+    out = tmp_path / "new" / "deeper" / "den.tif"
+    assert main(["dip", "denoise", str(noisy), "-o", str(out), "-q", "--iterations", "2"]) == 0
+    assert out.exists()
+    assert "missing folders are created" in _help(["dip", "denoise"])
+
+
+def _help(sub: list[str]) -> str:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main([*sub, "--help"]) == 0
+    return " ".join(buf.getvalue().split())
+
+
+def test_irn_up_without_a_record_from_down_warns(noisy_tif, tmp_path, capsys):
+    noisy, _ = noisy_tif
+    assert main(["irn", "up", str(noisy), "-o", str(tmp_path / "hr.tif"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "no record from IRN down" in err
+    # on what down wrote: no warning, and the HR has the original size
+    assert main(["irn", "down", str(noisy), "-o", str(tmp_path / "lr.tif"), "-q"]) == 0
+    assert main(["irn", "up", str(tmp_path / "lr.tif"), "-o", str(tmp_path / "hr2.tif"), "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert tifffile.imread(tmp_path / "hr2.tif").shape == tifffile.imread(noisy).shape
+
+
+def test_every_option_has_help_and_shows_its_default():
+    from napari_genprior.cli import build_parser
+
+    def leaves(parser, path):
+        subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+        if not subs:
+            yield path, parser
+        for action in subs:
+            for name, sub in action.choices.items():
+                yield from leaves(sub, [*path, name])
+
+    seen = 0
+    for path, parser in leaves(build_parser(), []):
+        text = _help(path)
+        assert parser.description or path == [], f"{path} has no description"
+        for action in parser._actions:
+            if not action.option_strings or action.help == "==SUPPRESS==" or action.dest == "help":
+                continue
+            assert action.help, f"{' '.join(path)} {action.option_strings[0]} has no help text"
+            if action.default not in (None, False) and action.dest != "version":
+                assert "default" in action.help or "(default:" in text, (path, action.dest)
+            seen += 1
+    assert seen > 60
+    assert "List the bundled models" in _help(["models"])
+
+
+def test_models_open_with_a_line_for_users_and_carry_no_machine_paths(capsys):
+    from napari_genprior.models import list_models
+
+    assert main(["models", "--brief"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    cards = list_models()
+    assert len(lines) == len(cards) >= 6
+    for line, c in zip(lines, cards):
+        assert line == f"{c['name']}: {c['use']}"
+    irn = next(c for c in cards if c["name"] == "irn-x2")
+    assert "bicubic" in irn["use"] and "not a super-resolver" in irn["use"]
+    assert main(["models"]) == 0
+    full = capsys.readouterr().out
+    assert "/work/" not in full and "/root/" not in full and "/home/" not in full
+
+
+def test_readme_quotes_the_irn_cards():
+    from napari_genprior.models import card
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    gains = []
+    for name in ("irn-x2", "irn-x4"):
+        mean = card(name)["metrics"]["mean"]
+        gains.append(f"+{mean['irn_psnr_tau0'] - mean['bicubic_psnr']:.1f}")
+    assert f"round trip {gains[0]} / {gains[1]} dB over bicubic" in readme

@@ -10,7 +10,8 @@
     napari-genprior train {gan,irn} …
     napari-genprior demo -o DIR
 
-Exit status 0 on success, 2 with a one-line error on bad usage or bad input.
+Exit status 0 on success, 2 with a one-line error on bad usage or bad input, 1 with a one-line
+error when writing fails (disk full, permissions).
 """
 
 from __future__ import annotations
@@ -30,16 +31,47 @@ from .engines.base import Cancelled, InputError
 PROG = "napari-genprior"
 
 
+class _Help(argparse.HelpFormatter):
+    """Help that shows each option's default, unless its text already speaks of one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or action.option_strings == []
+            or isinstance(action, argparse._HelpAction | argparse._VersionAction)
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error message and exit status 2."""
+    """argparse with a one-line error message and exit status 2; help shows the defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+        self.set_defaults(_prog=self.prog)  # the deepest parser that ran wins: its help is named
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise SystemExit(_fail(f"{message} (see '{self.prog} --help')"))
 
 
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 2
+def _fail(message: str, status: int = 2) -> int:
+    one_line = " ".join(str(message).split())  # a library's multi-line message on one line
+    print(f"{PROG}: error: {one_line}", file=sys.stderr)
+    return status
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+_OUTPUT_HELP = "output image (.tif keeps the dtype; .png, .jpg); missing folders are created"
+_SEED_HELP = "random seed: the same seed on the same device gives the same result"
+_DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or mps"
 
 
 def _channel_axis(value: str) -> int | str | None:
@@ -81,13 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         t = dsub.add_parser(task, help=help_, description=help_)
         t.add_argument("input", type=Path, help="input image (.tif, .png, .jpg)")
-        t.add_argument("-o", "--output", type=Path, required=True, help="output image (.tif keeps dtype)")
+        t.add_argument("-o", "--output", type=Path, required=True, help=_OUTPUT_HELP)
         if task == "inpaint":
             t.add_argument("--mask", type=Path, required=True, help="mask image: non-zero = missing")
         if task == "sr":
-            t.add_argument("--scale", type=int, choices=dip.SCALES, default=4)
+            t.add_argument(
+                "--scale",
+                type=int,
+                choices=dip.SCALES,
+                default=4,
+                help="the output is this many times larger",
+            )
         if task == "denoise":
-            t.add_argument("--noise-model", choices=dip.NOISE_MODELS, default="gaussian")
+            t.add_argument(
+                "--noise-model",
+                choices=("auto", *dip.NOISE_MODELS),
+                default="auto",
+                help="auto (default): poisson-gaussian for integer data of more than 8 bits (photon "
+                "counts), gaussian for 8-bit, colour and float images",
+            )
         t.add_argument(
             "--iterations",
             type=_iterations,
@@ -112,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"fit planes larger than this (output pixels) in overlapping tiles; 0 = never "
             f"(default {dip.DEFAULT_TILE})",
         )
-        t.add_argument("--seed", type=int, default=0)
-        t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+        t.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+        t.add_argument("--device", default="auto", help=_DEVICE_HELP)
         t.add_argument(
             "--channel-axis",
             type=_channel_axis,
@@ -138,19 +182,34 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         t = irsub.add_parser(mode, help=help_, description=help_)
         t.add_argument("input", type=Path, help="input image (.tif, .png, .jpg)")
-        t.add_argument("-o", "--output", type=Path, required=True, help="output image (.tif keeps dtype)")
-        t.add_argument("--scale", type=int, choices=(2, 4), default=2)
-        t.add_argument("--weights", type=Path, default=None, help="checkpoint instead of the bundled model")
-        t.add_argument("--samples", type=int, default=1, help="draws of z; >= 2 with --uncertainty")
+        t.add_argument("-o", "--output", type=Path, required=True, help=_OUTPUT_HELP)
         t.add_argument(
-            "--tau",
-            type=float,
-            default=None,
-            help="std of the sampled latent (1 as the paper, 0 = mean latent); default: the model card's "
-            "recommended value (bundled models: see `napari-genprior models`), else 1",
+            "--scale",
+            type=int,
+            choices=(2, 4),
+            default=2,
+            help="the LR is this many times smaller" if mode != "up" else "the scale `down` used",
         )
-        t.add_argument("--seed", type=int, default=0)
-        t.add_argument("--device", default="auto")
+        t.add_argument("--weights", type=Path, default=None, help="checkpoint instead of the bundled model")
+        if mode == "down":  # down draws nothing: given, these are refused with a reason
+            t.add_argument("--samples", type=int, default=None, help=argparse.SUPPRESS)
+            t.add_argument("--tau", type=float, default=None, help=argparse.SUPPRESS)
+        else:
+            t.add_argument(
+                "--samples",
+                type=int,
+                default=1,
+                help="draws of z; 2 or more with --uncertainty (and --tau > 0: at 0 every draw is the same)",
+            )
+            t.add_argument(
+                "--tau",
+                type=float,
+                default=None,
+                help="std of the sampled latent (1 as the paper, 0 = mean latent); default: the model "
+                "card's recommended value (bundled models: see `napari-genprior models`), else 1",
+            )
+        t.add_argument("--seed", type=int, default=0, help=_SEED_HELP + " (draws of z)")
+        t.add_argument("--device", default="auto", help=_DEVICE_HELP)
         t.add_argument(
             "--channel-axis",
             type=_channel_axis,
@@ -165,12 +224,34 @@ def build_parser() -> argparse.ArgumentParser:
         if mode == "roundtrip":
             t.add_argument("--lr", type=Path, default=None, help="also write the LR image here")
         if mode == "up":
-            t.add_argument("--value-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
-            t.add_argument("--hr-shape", type=int, nargs=2, default=None, metavar=("Y", "X"))
+            t.add_argument(
+                "--value-range",
+                type=float,
+                nargs=2,
+                default=None,
+                metavar=("LOW", "HIGH"),
+                help="value range of the HR image (default: the record `down` stored in the file, else "
+                "0-255 for 8-bit and the LR's own range otherwise)",
+            )
+            t.add_argument(
+                "--hr-shape",
+                type=int,
+                nargs=2,
+                default=None,
+                metavar=("Y", "X"),
+                help="size of the HR image (default: the record `down` stored, else LR size × scale)",
+            )
         t.add_argument("--metadata", type=Path, default=None, help="write the run's parameters as JSON")
         t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    sub.add_parser("models", help="list the bundled models with their model cards")
+    mo = sub.add_parser(
+        "models",
+        help="list the bundled models: what each is for, then its model card",
+        description="List the bundled models. Each starts with what it is for, its input domain and its "
+        "measured quality; the model card's details (data, training command, metrics) follow.",
+    )
+    mo.add_argument("name", nargs="?", default=None, help="show only this model")
+    mo.add_argument("--brief", action="store_true", help="one line per model, no details")
 
     sp = sub.add_parser(
         "sample",
@@ -186,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=".png/.jpg: one grid image; .tif: a stack (N, H, W[, C])",
     )
     sp.add_argument("--truncation", type=float, default=1.0, help="0–1; < 1 gives more typical samples")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--device", default="auto")
+    sp.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    sp.add_argument("--device", default="auto", help=_DEVICE_HELP)
 
     syn = sub.add_parser("synth", help="write seeded synthetic images (training/evaluation data)")
     syn.add_argument("domain", choices=["albedo", "shading", "scene", "nuclei", "illumination"])
@@ -202,12 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument(
         "--data", required=True, help="albedo, shading, nuclei, illumination, or a folder of images"
     )
-    tg.add_argument("--size", type=int, default=64)
-    tg.add_argument("--steps", type=int, required=True)
+    tg.add_argument("--size", type=int, default=64, help="image side in pixels, a power of two")
+    tg.add_argument(
+        "--steps", type=int, required=True, help="training steps in all (a resumed run continues)"
+    )
     tg.add_argument("--out", type=Path, required=True, help="checkpoint (.pt); resumes if it exists")
-    tg.add_argument("--batch", type=int, default=16)
-    tg.add_argument("--style-dim", type=int, default=128)
-    tg.add_argument("--max-channels", type=int, default=128)
+    tg.add_argument("--batch", type=int, default=16, help="images per step")
+    tg.add_argument("--style-dim", type=int, default=128, help="size of the latent (z and w)")
+    tg.add_argument("--max-channels", type=int, default=128, help="channels of the widest layer")
     tg.add_argument(
         "--channel-base",
         type=int,
@@ -238,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=2000,
         help="synthetic domains: images drawn once and reused; 0 draws fresh images every step (no overfitting)",
     )
-    tg.add_argument("--sample-every", type=int, default=500)
+    tg.add_argument("--sample-every", type=int, default=500, help="steps between sample grids in the log")
     tg.add_argument(
         "--export",
         type=Path,
@@ -248,19 +331,21 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument(
         "--grid", type=Path, default=None, help="with --export: also write a 4×4 sample grid PNG here"
     )
-    tg.add_argument("--seed", type=int, default=0)
-    tg.add_argument("--device", default="auto")
+    tg.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    tg.add_argument("--device", default="auto", help=_DEVICE_HELP)
 
     ti = trsub.add_parser("irn", help="train an Invertible Image Rescaling network (×2 or ×4)")
-    ti.add_argument("--scale", type=int, choices=(2, 4), required=True)
+    ti.add_argument("--scale", type=int, choices=(2, 4), required=True, help="downscaling factor")
     ti.add_argument("--data", default="builtin", help="'builtin' or a folder of images (TIFF/PNG, 8/16 bit)")
-    ti.add_argument("--steps", type=int, required=True)
+    ti.add_argument(
+        "--steps", type=int, required=True, help="training steps in all (a resumed run continues)"
+    )
     ti.add_argument("--out", type=Path, required=True, help="checkpoint (.pt); resumes if it exists")
-    ti.add_argument("--batch", type=int, default=8)
+    ti.add_argument("--batch", type=int, default=8, help="patches per step")
     ti.add_argument("--patch", type=int, default=64, help="HR patch side (pixels)")
     ti.add_argument("--blocks", type=int, default=8, help="coupling blocks per ×2 level (paper: 8)")
     ti.add_argument("--growth", type=int, default=32, help="dense-block growth (paper: 32)")
-    ti.add_argument("--lr", type=float, default=2e-4)
+    ti.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (cosine decay)")
     ti.add_argument("--tau-ramp", type=int, default=0, help="steps over which τ rises 0 → --train-tau")
     ti.add_argument(
         "--train-tau",
@@ -268,22 +353,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="std of the z the inverse sees in training (paper: 1; 0 trains for the mean latent only)",
     )
-    ti.add_argument("--val-every", type=int, default=250)
+    ti.add_argument("--val-every", type=int, default=250, help="steps between validations on held-out images")
     ti.add_argument(
         "--export",
         type=Path,
         default=None,
         help="when done, write the model (no optimiser) to this .pt and its model card beside it (.json)",
     )
-    ti.add_argument("--seed", type=int, default=0)
-    ti.add_argument("--device", default="auto")
+    ti.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    ti.add_argument("--device", default="auto", help=_DEVICE_HELP)
 
     demo = sub.add_parser("demo", help="run the engines on bundled samples and write results + a PNG")
     demo.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     demo.add_argument("--quick", action="store_true", help="a few iterations only (smoke test)")
-    demo.add_argument("--device", default="auto")
-    demo.add_argument("-q", "--quiet", action="store_true")
+    demo.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _describe(ap)
     return ap
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand without a description its one-line help as one (``X --help``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    h = helps[name]
+                    sub.description = h[0].upper() + h[1:] + ("" if h.endswith(".") else ".")
+                _describe(sub)
 
 
 def metrics(result: np.ndarray, reference: np.ndarray, channel_axis: int | None) -> dict[str, float]:
@@ -305,17 +403,28 @@ def metrics(result: np.ndarray, reference: np.ndarray, channel_axis: int | None)
 
 
 def _progress_bar(quiet: bool, desc: str):
+    """A tqdm bar over the whole run and its update function for progress events.
+
+    The description names the part being worked on (``plane 2/5``) and says when the total is an
+    upper bound (automatic stopping); the postfix has the step within the part and the loss.
+    """
     from tqdm import tqdm
 
+    from .engines.base import progress_text
+
     bar = tqdm(total=0, desc=desc, disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    shown = [desc]
 
     def update(ev: Any) -> None:
         if bar.total != ev.total:
             bar.total = ev.total
             bar.refresh()
+        head = " · ".join(t for t in (desc, ev.part, "auto-stop: at most" if ev.at_most else "") if t)
+        if shown[0] != head:
+            shown[0] = head
+            bar.set_description(head, refresh=False)
         bar.update(ev.step - bar.n)
-        if ev.loss == ev.loss:  # engines without a loss report NaN
-            bar.set_postfix(loss=f"{ev.loss:.4g}", refresh=False)
+        bar.set_postfix_str(progress_text(ev), refresh=False)
 
     return bar, update
 
@@ -324,7 +433,7 @@ def cmd_dip(args: argparse.Namespace) -> int:
     from .engines import dip
     from .engines.base import drive
     from .imaging import PlaneLayout, guess_channel_axis
-    from .io import check_writable, read_image, write_image
+    from .io import check_writable, read_image, read_metadata, write_image
 
     image = read_image(args.input)
     check_writable(args.output, image.dtype)  # fail now, not after the run
@@ -333,6 +442,7 @@ def cmd_dip(args: argparse.Namespace) -> int:
         mask = mask.any(axis=-1)  # an RGB(A) mask image: any non-zero channel = missing
     if args.uncertainty is not None:
         check_writable(args.uncertainty, np.float32)
+    _check_json_path(args.metadata)
     params: dict[str, Any] = {
         "uncertainty": args.uncertainty is not None,
         "task": args.task,
@@ -346,7 +456,12 @@ def cmd_dip(args: argparse.Namespace) -> int:
     if args.task == "sr":
         params["scale"] = args.scale
     if args.task == "denoise":
-        params["noise_model"] = args.noise_model
+        model = args.noise_model
+        if model == "auto":
+            model, why = dip.guess_noise_model(image, read_metadata(args.input))
+            if not args.quiet:
+                print(f"noise model: {model} ({why}; --noise-model to choose)")
+        params["noise_model"] = model
     gen = dip.run(image, params, mask=mask, device=args.device)  # checks the input
     ch = guess_channel_axis(image.shape) if args.channel_axis == "auto" else args.channel_axis
     reference = None
@@ -383,6 +498,16 @@ def cmd_dip(args: argparse.Namespace) -> int:
         args.metadata.parent.mkdir(parents=True, exist_ok=True)
         args.metadata.write_text(json.dumps(meta, indent=2, default=str))
     return 0
+
+
+def _check_json_path(path: Path | None) -> None:
+    """``--metadata`` must be writable too: checked before the run, like the images."""
+    if path is not None:
+        from .io import check_parent
+
+        if path.is_dir():
+            raise InputError(f"{path} is a folder: give a file name such as {path / 'run.json'}")
+        check_parent(path)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -533,8 +658,14 @@ def cmd_irn(args: argparse.Namespace) -> int:
     from .engines import drive, irn
     from .io import check_writable, read_image, read_metadata, write_image
 
+    if args.mode == "down" and (args.samples is not None or args.tau is not None):
+        raise InputError(
+            "--samples and --tau apply to `irn up` and `irn roundtrip` (draws of z when restoring); "
+            "`irn down` draws nothing: leave them out"
+        )
     image = read_image(args.input)
     check_writable(args.output, image.dtype)
+    _check_json_path(args.metadata)
     unc_path = getattr(args, "uncertainty", None)
     if unc_path is not None:
         check_writable(unc_path, np.float32)
@@ -546,19 +677,31 @@ def cmd_irn(args: argparse.Namespace) -> int:
         "mode": args.mode,
         "scale": args.scale,
         "weights": str(args.weights) if args.weights else None,
-        "samples": args.samples,
+        "samples": args.samples or 1,
         "tau": args.tau,
         "seed": args.seed,
         "channel_axis": args.channel_axis,
         "tile_size": args.tile_size,
     }
+    no_record = ""
     if args.mode == "up":
-        stored = read_metadata(args.input).get("irn", {})
-        if stored and int(stored.get("scale", args.scale)) != args.scale:
+        from .imaging import PlaneLayout, guess_channel_axis
+
+        ch = guess_channel_axis(image.shape) if args.channel_axis == "auto" else args.channel_axis
+        spatial = PlaneLayout(image.shape, ch).spatial_shape
+        stored = irn.up_record(read_metadata(args.input).get("irn"), spatial) or {}
+        if stored and int(stored["scale"]) != args.scale:
             raise InputError(f"{args.input} was made by `irn down --scale {stored['scale']}`: use that scale")
+        if not stored and not (args.value_range and args.hr_shape):
+            no_record = irn.NO_RECORD.format(
+                name=str(args.input),
+                hint="run it on a file written by `irn down`, or give --value-range and --hr-shape.",
+            )
         params["value_range"] = args.value_range or stored.get("value_range")
         params["hr_shape"] = args.hr_shape or stored.get("hr_shape")
-    gen = irn.run(image, params, device=args.device)
+    gen = irn.run(image, params, device=args.device)  # checks the input
+    if no_record:  # the same warning as the widget's, once the run is known to start
+        _warn(no_record)
     bar, update = _progress_bar(args.quiet, f"IRN {args.mode} ×{args.scale}")
     try:
         result = drive(gen, update)
@@ -589,13 +732,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
     models = list_models()
+    if args.name is not None:
+        models = [m for m in models if m["name"] == args.name]
+        if not models:
+            names = ", ".join(m["name"] for m in list_models())
+            raise InputError(f"no bundled model {args.name!r}: the bundled ones are {names}")
     if not models:
         print("no bundled models")
         return 0
     for m in models:
-        print(f"{m['name']}: {m.get('summary', '')}")
+        print(f"{m['name']}: {m.get('use') or m.get('summary', '')}")
+        if args.brief:
+            continue
         shown = {**m, "metrics": m.get("metrics", {}).get("mean", m.get("metrics"))}
-        keys = ("task", "data", "held_out", "command", "steps", "wall_time", "iterations_per_s")
+        keys = ("summary", "task", "data", "held_out", "command", "steps", "wall_time", "iterations_per_s")
         for key in (*keys, "recommended_tau", "metrics", "evaluation", "notes"):
             if shown.get(key) is not None:
                 value = (
@@ -615,7 +765,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-genprior`` console script."""
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # name the subcommand's own help, where the options that do exist are listed
+            prog = getattr(args, "_prog", PROG)
+            return _fail(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
         if args.command == "dip":
             return cmd_dip(args)
         if args.command == "demo":
@@ -636,6 +789,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(err))
     except Cancelled:
         return _fail("cancelled")
+    except OSError as err:  # e.g. a disk that filled up while writing: one line, no traceback
+        return _fail(f"{getattr(err, 'filename', None) or ''} {err.strerror or err}".strip(), status=1)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

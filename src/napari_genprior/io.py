@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .engines.base import InputError
 
-__all__ = ["check_writable", "list_images", "read_image", "read_metadata", "write_image"]
+__all__ = ["check_parent", "check_writable", "list_images", "read_image", "read_metadata", "write_image"]
 
 TIFF = (".tif", ".tiff")
 RASTER = (".png", ".jpg", ".jpeg")
@@ -48,22 +49,40 @@ def read_image(path: str | Path) -> np.ndarray:
         return np.asarray(iio.imread(path))
     except InputError:
         raise
-    except Exception as err:  # corrupt or unreadable file
-        raise InputError(f"{path}: cannot read it as an image ({type(err).__name__}: {err})") from None
+    except Exception:  # corrupt, truncated, or another kind of file with this name
+        # One line: the readers' own messages run to several, with advice that does not apply.
+        kind = "TIFF" if suffix in TIFF else suffix.lstrip(".").upper().replace("JPEG", "JPG")
+        raise InputError(f"{path}: not a readable {kind} file (corrupt, or not an image)") from None
+
+
+def check_parent(path: str | Path) -> Path:
+    """Raise :class:`InputError` unless ``path``'s folder exists or can be created (missing folders
+    are created when writing), and can be written to."""
+    path = Path(path)
+    parent = path.parent
+    while not parent.exists():  # the nearest folder that exists must be a writable folder
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"cannot write {path}: {parent} is a file, not a folder")
+    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {path}: no permission to write in {parent}")
+    return path
 
 
 def check_writable(path: str | Path, dtype: np.dtype) -> Path:
     """Raise :class:`InputError` now if ``path`` cannot hold ``dtype`` data (before any long run)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a file name such as {path / 'result.tif'}")
     suffix = _suffix(path)
     dtype = np.dtype(dtype)
     if suffix in (".jpg", ".jpeg") and dtype != np.uint8:
         raise InputError(f"{path.name}: JPEG holds only 8-bit data, this is {dtype}; write a .tif instead")
     if suffix == ".png" and dtype not in (np.uint8, np.uint16):
         raise InputError(f"{path.name}: PNG holds only 8/16-bit integers, this is {dtype}; write a .tif")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder: give a file name such as {path / 'result.tif'}")
-    return path
+    return check_parent(path)
 
 
 def write_image(path: str | Path, data: np.ndarray, metadata: dict | None = None) -> Path:
