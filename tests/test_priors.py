@@ -126,7 +126,9 @@ def test_prior_sample_data_from_a_bundled_prior(tiny_ckpt, tmp_path, monkeypatch
     assert kind == "image" and x.shape == (4, 16, 16) and meta["name"] == "tiny_prior_samples"
     assert meta["metadata"]["prior"] == "tiny" and "StyleGAN2" in meta["metadata"]["model_card"]
     assert main(["models"]) == 0
-    assert "tiny: StyleGAN2 prior 'shading'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the card opens with what the prior is for; the developer's summary follows among the details
+    assert out.startswith("tiny: Prior over grey shading") and "summary: StyleGAN2 prior 'shading'" in out
 
 
 def test_sampling_latents_do_not_replay_the_initialisation_stream():

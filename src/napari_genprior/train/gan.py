@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.generators import DOMAINS, EVAL_SEED_START
+from ..models import gan_use, portable_command
 from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection, tapered_channels
 
 __all__ = ["GanConfig", "diff_augment", "export_gan", "train_gan"]
@@ -358,6 +359,7 @@ def export_gan(
     wall = float(ck.get("wall_s", 0.0))
     step = int(ck["step"])
     card = {
+        "use": gan_use(cfg.data, cfg.size, {k: v["mean"] for k, v in fidelity.items()}),
         "summary": f"StyleGAN2 prior '{cfg.data}' {cfg.size}×{cfg.size}, {int(ck['channels'])} channel(s), "
         f"{sum(v.numel() for v in state.values() if v.is_floating_point()):,} generator parameters",
         "task": "gan-prior",
@@ -373,7 +375,8 @@ def export_gan(
             if cfg.data in DOMAINS
             else f"folder {cfg.data}"
         ),
-        "command": command or f"napari-genprior train gan --data {cfg.data} --size {cfg.size} --steps {step}",
+        "command": portable_command(command)
+        or f"napari-genprior train gan --data {cfg.data} --size {cfg.size} --steps {step}",
         "training": {
             **{k: v for k, v in asdict(cfg).items() if k not in ("out", "extra")},
             "r1_gamma": cfg.r1_weight(),  # the value used

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.synthetic import fluorescence
+from ..models import irn_use, portable_command
 from ..nets.irn import InvRescaleNet
 
 __all__ = [
@@ -384,7 +385,9 @@ def export_irn(ckpt: str | Path, out: str | Path, command: str = "") -> Path:
     }
     step = int(ck["step"])
     final_tau = cfg.train_tau * (min(1.0, step / cfg.tau_ramp) if cfg.tau_ramp > 0 else 1.0)
+    recommended = 0.0 if mean["irn_psnr_tau0"] > mean["irn_psnr_tau1"] else 1.0
     card = {
+        "use": irn_use(cfg.scale, mean, recommended),
         "summary": f"Invertible Image Rescaling ×{cfg.scale}, grey (1 channel), {sum(p.numel() for p in net.parameters()):,} parameters",
         "task": "irn",
         "scale": cfg.scale,
@@ -398,13 +401,14 @@ def export_irn(ckpt: str | Path, out: str | Path, command: str = "") -> Path:
             else f"folder {cfg.data}"
         ),
         "held_out": list(HELD_OUT),
-        "command": command or f"napari-genprior train irn --scale {cfg.scale} --steps {cfg.steps} --out CKPT",
+        "command": portable_command(command)
+        or f"napari-genprior train irn --scale {cfg.scale} --steps {cfg.steps} --out CKPT",
         "training": {k: v for k, v in asdict(cfg).items() if k not in ("out", "data")},
         "steps": step,
         "wall_time": f"{float(ck.get('wall_s', 0)) / 60:.0f} min",
         "final_train_tau": float(f"{final_tau:.3g}"),
         # the τ that `up` uses unless told otherwise: the better of the two on the held-out images
-        "recommended_tau": 0.0 if mean["irn_psnr_tau0"] > mean["irn_psnr_tau1"] else 1.0,
+        "recommended_tau": recommended,
         "metrics": {"mean": mean, "per_image": per_image},
         "evaluation": "held-out images at 256×256, 8-bit LR, PSNR over the whole image (data range 1); "
         "bicubic = antialiased bicubic down + bicubic up",
