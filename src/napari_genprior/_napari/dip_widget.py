@@ -301,5 +301,5 @@ class DipWidget(RunControls, Container):
         self.runner.start(gen, source=layer, title=title, zoom=zoom)
         if inputs.params.get("iterations") == "auto":
             n = dip.preset_iterations(self.task.value, self.preset.value, int(self.scale.value))
-            self.status.value = f"{title}: starting… (automatic stop, at most {n} steps)"
+            self._set_state(True, f"{title}: starting… (automatic stop, at most {n} steps)")
         return True

@@ -294,11 +294,15 @@ def run(
     if int(p.samples) > 1 and p.tau == 0:
         # Every draw would be the mean latent: the spread would be an all-zero map that looks
         # like certainty. Refuse rather than return it.
+        advice = (
+            "this model is trained for tau 0 only and its round trip breaks down already at small tau "
+            "(docs/irn.md), so sampling z cannot give it a meaningful uncertainty: use samples 1"
+            if info["recommended_tau"] == 0
+            else f"set tau > 0 (this model's recommended tau is {info['recommended_tau']:g}) or use samples 1"
+        )
         raise InputError(
             f"samples {p.samples} at tau 0 would draw the same z (the mean latent) every time, so the "
-            "uncertainty map would be all zeros: set tau > 0 to see how the restoration varies with z "
-            "(this model is trained for tau "
-            f"{info['recommended_tau']:g}, so a larger tau also lowers the quality), or use samples 1"
+            f"uncertainty map would be all zeros; {advice}"
         )
     dev = resolve_device(device)
     return _execute(arr, p, layout, net, info, dev, cancel)
