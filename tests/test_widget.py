@@ -338,3 +338,17 @@ def test_previews_are_limited_by_time(widget_and_viewer, qtbot):
     assert widget.run()
     _wait_idle(qtbot, widget)
     assert len(shown) == 1
+
+
+def test_a_first_preview_at_the_last_step_still_ends_in_run_and_done(widget_and_viewer, qtbot):
+    """Adding the preview layer processes pending events, the end of the run included: the last
+    step's status must not be written over 'done' afterwards."""
+    widget, viewer = widget_and_viewer
+    layer = viewer.add_image(np.random.default_rng(10).random((32, 32)).astype(np.float32), name="z")
+    widget.image.value = layer
+    widget.iterations.value = 3  # preview every 10 steps: the only preview comes with the last step
+    assert widget.run()
+    _wait_idle(qtbot, widget)
+    qtbot.wait(100)
+    assert widget.run_button.text == "Run"
+    assert "done in" in widget.status.value, widget.status.value

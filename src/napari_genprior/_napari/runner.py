@@ -192,6 +192,8 @@ class EngineRunner:
             left = elapsed * (ev.total - ev.step) / ev.step
             text += f" · {'at most ' if ev.at_most else ''}{_duration(left)} left"
         pbar.set_description(f"{self._title}{' (auto-stop: at most)' if ev.at_most else ''}")
+        if self.worker is None:  # napari's progress bar processes events: the run may have ended
+            return
         self.on_state(True, f"{self._title}: {text}")
 
     def _show_preview(self, data: np.ndarray) -> None:
