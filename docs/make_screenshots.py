@@ -43,18 +43,18 @@ def main() -> None:
     layer = viewer.add_image(noisy[crop], **nmeta)
     widget = DipWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Deep Image Prior", area="right")
-    widget.image.value = layer
+    widget.image.value = layer  # picks the noise model from the sample: poisson-gaussian
     widget.task.value = "denoise"
-    widget.noise.value = "poisson-gaussian"
-    # The defaults: fast preset, stop automatically (at most 3000 steps).
-    widget.preview_every.value = 10
+    # The defaults (fast preset, stop automatically), with the uncertainty layer: it goes below
+    # the result, which ends up on top and selected.
+    widget.uncertainty.value = True
     wait(1000)  # let the window reach its final size before fitting the view
     viewer.reset_view()
     activity = getattr(viewer.window._qt_window, "_activity_dialog", None)
     if activity is not None:  # show the progress bar in the activity dock
         activity.show()
     widget.run()
-    wait_until(lambda: widget.runner._pbar is not None and widget.runner._pbar.n >= 300)
+    wait_until(lambda: widget.runner._pbar is not None and widget.runner._pbar.n >= 150)
     wait(300)
     iio.imwrite(OUT / "dip_widget_running.png", viewer.screenshot(canvas_only=False, flash=False))
     wait_until(lambda: not widget.running)
