@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install $(TORCH)
-	$(BIN)/pip install -e ".[qt,test]"
+	$(BIN)/pip install -e ".[qt,test,batch]"
 	touch $@
 
 setup: $(BIN)/.installed

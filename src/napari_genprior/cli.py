@@ -69,7 +69,46 @@ def _warn(message: str) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
-_OUTPUT_HELP = "output image (.tif keeps the dtype; .png, .jpg); missing folders are created"
+_OUTPUT_HELP = (
+    "output image (.tif keeps the dtype; .png, .jpg); with several inputs, the output folder (each "
+    "output keeps its input's name); missing folders are created"
+)
+_INPUT_HELP = (
+    "input image (.tif, .png, .jpg); several images, folders or glob patterns ('plate/*.tif') make a "
+    "batch (see 'Batches and clusters' in the README)"
+)
+
+
+def _batch_options(t: argparse.ArgumentParser) -> None:
+    g = t.add_argument_group("batches (several inputs; any of these makes a batch)")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="run on a local dask cluster of N worker processes, one thread each (default: in this "
+        "process, one image after another)",
+    )
+    g.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run on the dask scheduler at ADDRESS (tcp://host:8786); inputs and outputs must be "
+        "on a file system the workers see",
+    )
+    g.add_argument(
+        "--overwrite", action="store_true", help="redo images whose outputs exist (default: skip them)"
+    )
+    t.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch threads (default: torch's own choice; on dask workers the machine's cores shared "
+        "among the worker's threads). The same seed, device and N give the same result, alone or in "
+        "a batch",
+    )
+
+
 _SEED_HELP = "random seed: the same seed on the same device gives the same result"
 _DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or mps"
 
@@ -112,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("sr", "super-resolve ×2, ×4 or ×8 (output is --scale times larger)"),
     ):
         t = dsub.add_parser(task, help=help_, description=help_)
-        t.add_argument("input", type=Path, help="input image (.tif, .png, .jpg)")
+        t.add_argument("input", nargs="+", help=_INPUT_HELP)
         t.add_argument("-o", "--output", type=Path, required=True, help=_OUTPUT_HELP)
+        _batch_options(t)
         if task == "inpaint":
             t.add_argument("--mask", type=Path, required=True, help="mask image: non-zero = missing")
         if task == "sr":
@@ -181,8 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("roundtrip", "down then up: writes the HR result (and --lr), prints PSNR/SSIM against the input"),
     ):
         t = irsub.add_parser(mode, help=help_, description=help_)
-        t.add_argument("input", type=Path, help="input image (.tif, .png, .jpg)")
+        t.add_argument("input", nargs="+", help=_INPUT_HELP)
         t.add_argument("-o", "--output", type=Path, required=True, help=_OUTPUT_HELP)
+        _batch_options(t)
         t.add_argument(
             "--scale",
             type=int,
@@ -510,6 +551,71 @@ def _check_json_path(path: Path | None) -> None:
         check_parent(path)
 
 
+def _dip_or_irn(args: argparse.Namespace) -> int:
+    """One image (the command as it always was), or a batch of them (batch.py)."""
+    from . import batch
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError("--workers must be at least 1")
+    if args.workers is not None and args.scheduler:
+        raise InputError("give --workers (a local cluster) or --scheduler (an existing one), not both")
+    if args.torch_threads is not None and args.torch_threads < 1:
+        raise InputError("--torch-threads must be at least 1")
+    run_one = cmd_dip if args.command == "dip" else cmd_irn
+    if not batch.is_batch(args):
+        args.input = Path(args.input[0])
+        if args.torch_threads:
+            import torch
+
+            torch.set_num_threads(args.torch_threads)
+        return run_one(args)
+    _check_batch_args(args)
+    jobs, out_dir = batch.plan_jobs(args, args.command)
+    sub = args.task if args.command == "dip" else args.mode
+    params = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if not k.startswith("_")}
+    return batch.run_batch(
+        jobs,
+        out_dir,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+        label=f"{args.command} {sub}",
+        parameters=params,
+    )
+
+
+def _check_batch_args(args: argparse.Namespace) -> None:
+    """What is wrong for every image is refused before the batch starts (exit 2)."""
+    from .engines.base import resolve_device
+
+    resolve_device(args.device)
+    if args.command == "dip":
+        from .engines.dip import DIPParams
+
+        p = {"task": args.task, "iterations": args.iterations, "preset": args.preset, "seed": args.seed}
+        p["tile_size"] = args.tile_size
+        if args.task == "sr":
+            p["scale"] = args.scale
+        DIPParams(**p).validate()
+    else:
+        from .engines import irn
+
+        if args.mode == "down" and (args.samples is not None or args.tau is not None):
+            raise InputError(
+                "--samples and --tau apply to `irn up` and `irn roundtrip`; `irn down` draws nothing"
+            )
+        p = {
+            "mode": args.mode,
+            "scale": args.scale,
+            "samples": args.samples or 1,
+            "tile_size": args.tile_size,
+        }
+        p["weights"] = str(args.weights) if args.weights else None
+        p["tau"] = args.tau
+        irn.prepare(p)
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from .data.generators import EVAL_SEED_START, generate
     from .io import write_image
@@ -769,12 +875,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:  # name the subcommand's own help, where the options that do exist are listed
             prog = getattr(args, "_prog", PROG)
             return _fail(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
-        if args.command == "dip":
-            return cmd_dip(args)
+        if args.command in ("dip", "irn"):
+            return _dip_or_irn(args)
         if args.command == "demo":
             return cmd_demo(args)
-        if args.command == "irn":
-            return cmd_irn(args)
         if args.command == "models":
             return cmd_models(args)
         if args.command == "synth":

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .engines.base import InputError
 
-__all__ = ["check_parent", "check_writable", "list_images", "read_image", "read_metadata", "write_image"]
+__all__ = [
+    "atomic_path",
+    "check_parent",
+    "check_writable",
+    "list_images",
+    "read_image",
+    "read_metadata",
+    "write_image",
+    "write_text",
+]
 
 TIFF = (".tif", ".tiff")
 RASTER = (".png", ".jpg", ".jpeg")
@@ -100,13 +111,39 @@ def write_image(path: str | Path, data: np.ndarray, metadata: dict | None = None
 
         # explicit, so that a stack of three planes (3, Y, X) is not taken for planar RGB
         photometric = "rgb" if data.ndim >= 3 and data.shape[-1] == 3 else "minisblack"
-        tifffile.imwrite(path, data, photometric=photometric, metadata=metadata or {})
+        with atomic_path(path) as tmp:
+            tifffile.imwrite(tmp, data, photometric=photometric, metadata=metadata or {})
     else:
         import imageio.v3 as iio
 
-        iio.imwrite(path, data)
-        if metadata:
-            Path(f"{path}.json").write_text(json.dumps(metadata))
+        if metadata:  # the sidecar first: an image that exists always has its record
+            write_text(Path(f"{path}.json"), json.dumps(metadata))
+        with atomic_path(path) as tmp:
+            iio.imwrite(tmp, data, extension=suffix)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed to ``path`` when the block succeeds,
+    removed when it fails. A killed process leaves only a hidden ``.…partial`` file, never a
+    truncated ``path`` (a batch rerun then redoes that image)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically (see :func:`atomic_path`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     return path
 
 

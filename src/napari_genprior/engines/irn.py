@@ -41,6 +41,7 @@ __all__ = [
     "SCALES",
     "IRNParams",
     "load_weights",
+    "prepare",
     "recommended_tau",
     "run",
     "up_record",
@@ -288,6 +289,17 @@ def run(
             raise InputError(
                 f"hr_shape {p.hr_shape} does not fit an LR of {layout.spatial_shape} at ×{p.scale}"
             )
+    p, net, info = prepare(p)
+    dev = resolve_device(device)
+    return _execute(arr, p, layout, net, info, dev, cancel)
+
+
+def prepare(params: IRNParams | dict[str, Any] | None) -> tuple[IRNParams, InvRescaleNet, dict[str, Any]]:
+    """Validate ``params`` without an image and load the model: ``(params with τ resolved, network,
+    info)``. Raises :class:`InputError` for anything that is wrong whatever the image (a batch
+    checks this once, before it starts)."""
+    p = IRNParams.from_any(params)
+    p.validate()
     net, info = _load(p)
     if p.tau is None:
         p = dataclasses.replace(p, tau=info["recommended_tau"])
@@ -304,8 +316,7 @@ def run(
             f"samples {p.samples} at tau 0 would draw the same z (the mean latent) every time, so the "
             f"uncertainty map would be all zeros; {advice}"
         )
-    dev = resolve_device(device)
-    return _execute(arr, p, layout, net, info, dev, cancel)
+    return p, net, info
 
 
 def _execute(
