@@ -150,6 +150,30 @@ def _worker_name() -> str:
         return f"in-process ({socket.gethostname()}, pid {os.getpid()})"
 
 
+_MALLOC_TUNED = False
+
+
+def _undo_dask_malloc_trim() -> None:
+    """Give glibc's allocator back its defaults' speed in a dask worker process.
+
+    dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's
+    mmap threshold: every large tensor of every step is then mmap'd and unmapped again, and a DIP
+    step took 1.7–2.5× as long (docs/benchmarks.md, batch section). Raising both thresholds in
+    the running process (mallopt) restores the speed; the worker keeps its freed memory instead.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
+        return
+    _MALLOC_TUNED = True
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+        libc.mallopt(m_trim_threshold, 1 << 30)
+        libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest mmap threshold on 64-bit
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Run one image of a batch where it is called (the client or a dask worker); never raises for
     a bad image: the record says ``done`` or ``failed`` with the reason."""
@@ -160,11 +184,16 @@ def run_job(job: Job) -> dict[str, Any]:
     if job.error:
         return {**rec, "status": "failed", "reason": job.error, "seconds": 0.0}
     threads = job.torch_threads
-    if threads is None:  # a dask worker: share its machine's cores among the worker's threads
-        with contextlib.suppress(ImportError, ValueError):
-            from distributed import get_worker
+    on_worker = False
+    with contextlib.suppress(ImportError, ValueError):
+        from distributed import get_worker
 
-            threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
+        nthreads = get_worker().state.nthreads
+        on_worker = True
+    if on_worker:
+        _undo_dask_malloc_trim()
+        if threads is None:  # share the worker machine's cores among the worker's threads
+            threads = max(1, (os.cpu_count() or 1) // max(1, nthreads))
     if threads is not None:
         import torch
 
