@@ -158,8 +158,9 @@ def _undo_dask_malloc_trim() -> None:
 
     dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's
     mmap threshold: every large tensor of every step is then mmap'd and unmapped again, and a DIP
-    step took 1.7–2.5× as long (docs/benchmarks.md, batch section). Raising both thresholds in
-    the running process (mallopt) restores the speed; the worker keeps its freed memory instead.
+    step in a worker was much slower than the same step alone (README, "Batches and clusters").
+    Raising both thresholds in the running process (mallopt) restores the speed; the worker keeps
+    its freed memory for the next step instead of returning it to the system.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED or not sys.platform.startswith("linux"):
