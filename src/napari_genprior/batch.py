@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -343,8 +343,3 @@ def _has_bokeh() -> bool:
     except ImportError:
         return False
     return True
-
-
-def job_record(job: Job) -> dict[str, Any]:
-    """A job as JSON-ready data (for logs and tests)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(job).items()}
