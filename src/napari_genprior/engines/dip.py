@@ -182,6 +182,11 @@ AUTO_TOLERANCE = 0.01
 AUTO_DISCREPANCY = 0.9
 _DISCREPANCY_SMOOTH = 50
 _DISCREPANCY_MAX_WAIT = 1.5
+#: The output average (EMA) spans at most this fraction's inverse of the steps so far: after t
+#: steps its decay is min(ema, 1 - AVG_RAMP / t). A plain EMA still carried the first, mid-grey
+#: iterates after hundreds of steps, so short runs came back brighter than the data and below
+#: the noisy input (benchmarks/dip_bias_probe.py); from t = AVG_RAMP / (1 - ema) on it is the EMA.
+AVG_RAMP = 5.0
 
 
 @dataclass
@@ -450,6 +455,7 @@ def _fit_plane(
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
     ema, backtrack, reg = cfg["ema"], cfg["backtrack"], float(cfg["reg_noise"])
     avg: torch.Tensor | None = None
+    n_avg = 0  # iterates averaged so far
     last_params = [q.detach().clone() for q in net.parameters()] if backtrack else None
     last_psnr = None
     n_back = 0
@@ -507,7 +513,9 @@ def _fit_plane(
             opt.step()
             if ema is not None:
                 o = out.detach()
-                avg = o if avg is None else avg.mul_(ema).add_(o, alpha=1.0 - ema)
+                n_avg += 1
+                decay = min(ema, max(0.0, 1.0 - AVG_RAMP / n_avg))
+                avg = o if avg is None else avg.mul_(decay).add_(o, alpha=1.0 - decay)
         shown, shown_label = float(loss.detach()), "loss"
         if noise_var is not None:
             with torch.no_grad():
