@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ class Job:
     outputs: list[str]
     torch_threads: int | None = None
     error: str = ""  # set when the job cannot run (e.g. no mask for this image)
-    name: str = field(default="")
+    name: str = ""
 
 
 def _aux_name(command: str, option: str, image: Path, main_suffix: str) -> str:

@@ -474,7 +474,7 @@ def cmd_dip(args: argparse.Namespace) -> int:
     from .engines import dip
     from .engines.base import drive
     from .imaging import PlaneLayout, guess_channel_axis
-    from .io import check_writable, read_image, read_metadata, write_image
+    from .io import check_writable, read_image, read_metadata, write_image, write_text
 
     image = read_image(args.input)
     check_writable(args.output, image.dtype)  # fail now, not after the run
@@ -536,8 +536,7 @@ def cmd_dip(args: argparse.Namespace) -> int:
         meta["metrics"] = m
         print(f"PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
     if args.metadata:
-        args.metadata.parent.mkdir(parents=True, exist_ok=True)
-        args.metadata.write_text(json.dumps(meta, indent=2, default=str))
+        write_text(args.metadata, json.dumps(meta, indent=2, default=str))
     return 0
 
 
@@ -762,7 +761,7 @@ def cmd_train_irn(args: argparse.Namespace) -> int:
 
 def cmd_irn(args: argparse.Namespace) -> int:
     from .engines import drive, irn
-    from .io import check_writable, read_image, read_metadata, write_image
+    from .io import check_writable, read_image, read_metadata, write_image, write_text
 
     if args.mode == "down" and (args.samples is not None or args.tau is not None):
         raise InputError(
@@ -829,8 +828,7 @@ def cmd_irn(args: argparse.Namespace) -> int:
         write_image(unc_path, result.layer("irn_uncertainty").data)
         print(f"wrote {unc_path} (per-pixel std over {args.samples} draws of z)")
     if args.metadata:
-        args.metadata.parent.mkdir(parents=True, exist_ok=True)
-        args.metadata.write_text(json.dumps(meta, indent=2, default=str))
+        write_text(args.metadata, json.dumps(meta, indent=2, default=str))
     return 0
 
 

@@ -516,8 +516,9 @@ def _fit_plane(
                 n_avg += 1
                 decay = min(ema, max(0.0, 1.0 - AVG_RAMP / n_avg))
                 avg = o if avg is None else avg.mul_(decay).add_(o, alpha=1.0 - decay)
-        shown, shown_label = float(loss.detach()), "loss"
-        if noise_var is not None:
+        if noise_var is None:
+            shown, shown_label = float(loss.detach()), "loss"
+        else:
             with torch.no_grad():
                 chi2 = float(((out.detach()[crop] - y_obs).square() * inv_var).mean())
             shown, shown_label = math.sqrt(chi2), "residual/noise"
