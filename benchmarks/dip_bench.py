@@ -70,7 +70,9 @@ def clean_image(name: str, size: int) -> np.ndarray:
     """``size``² uint8 test image (grey or RGB)."""
     if name == "fluorescence":
         return np.rint(fluorescence((size, size), seed=0) * 255).astype(np.uint8)
-    img = {"camera": skdata.camera, "astronaut": skdata.astronaut, "coffee": skdata.coffee}[name]()
+    img = getattr(skdata, name)()  # any of scikit-image's bundled images (no download)
+    if img.ndim == 3 and img.shape[-1] == 4:
+        img = img[..., :3]
     h, w = img.shape[:2]
     s = min(h, w)
     img = img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]

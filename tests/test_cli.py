@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -52,9 +53,12 @@ def test_denoise_tif_keeps_dtype_and_prints_metrics(noisy_tif, tmp_path, capsys)
     assert rc == 0
     res = tifffile.imread(out)
     assert res.dtype == np.uint16 and res.shape == (48, 40)
-    text = capsys.readouterr().out
-    assert "PSNR" in text and "SSIM" in text
+    captured = capsys.readouterr()
+    assert "PSNR" in captured.out and "SSIM" in captured.out
     assert '"seed": 1' in meta.read_text()
+    # 3 steps: a warning on stderr (also under -q) and in the metadata
+    assert "warning: not converged: 3 steps" in captured.err and "at least 300" in captured.err
+    assert "not converged" in json.loads(meta.read_text())["warnings"][0]
 
 
 def test_auto_iterations_and_uncertainty(noisy_tif, tmp_path, capsys):

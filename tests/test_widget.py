@@ -352,3 +352,5 @@ def test_a_first_preview_at_the_last_step_still_ends_in_run_and_done(widget_and_
     qtbot.wait(100)
     assert widget.run_button.text == "Run"
     assert "done in" in widget.status.value, widget.status.value
+    # 3 steps are far from a converged fit: the status says so and what to do (issue 25)
+    assert "not converged" in widget.status.value and "at least 300" in widget.status.value

@@ -176,9 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--iterations",
             type=_iterations,
             default="auto",
-            help="a number, or 'auto' (default: stop near the best iterate by ES-WMV — once the "
-            "iterates' variance has not fallen for a while and, when denoising, the residual is "
-            "down to the noise — at most the preset's number of steps)",
+            help="a number, or 'auto' (default: stop near the best iterate — denoising: once the "
+            "residual is white noise; SR and inpainting: once the iterates' variance has not fallen "
+            "for a while (ES-WMV) — at most the preset's number of steps)",
         )
         t.add_argument(
             "--uncertainty", type=Path, default=None, help="also write the per-pixel spread here (.tif)"
@@ -528,6 +528,8 @@ def cmd_dip(args: argparse.Namespace) -> int:
     print(f"wrote {args.output} {out.shape} {out.dtype} in {meta['wall_time_s']:.1f} s")
     if "chosen_step" in meta:
         print(f"auto-stop: chose step {meta['chosen_step']}, stopped at {meta['stopped_at']}")
+    for warning in meta.get("warnings", ()):
+        _warn(warning)
     if args.uncertainty is not None:
         write_image(args.uncertainty, result.layer("dip_uncertainty").data)
         print(f"wrote {args.uncertainty} (per-pixel spread of the last iterates)")

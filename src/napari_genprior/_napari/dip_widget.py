@@ -159,7 +159,10 @@ class DipWidget(RunControls, Container):
         self.auto_stop = CheckBox(
             text="stop automatically",
             value=True,
-            tooltip="ES-WMV: stop near the best iterate (at most the preset's iterations); the step is reported",
+            tooltip=(
+                "stop near the best iterate, at most the preset's iterations (denoising: once the "
+                "residual is white noise; SR, inpainting: ES-WMV); the step is reported"
+            ),
         )
         self.uncertainty = CheckBox(
             text="uncertainty layer", value=False, tooltip="per-pixel spread of the last iterates"

@@ -240,6 +240,8 @@ class EngineRunner:
             else:
                 steps = f"{min(chosen)}–{max(chosen)} (median {int(np.median(chosen))})"
             self._done_message += f" · auto-stop chose step {steps}"
+        for warning in meta.get("warnings", ()):
+            self._done_message += f" · {warning}"
 
     def _on_errored(self, err: BaseException) -> None:
         self.last_error = err
