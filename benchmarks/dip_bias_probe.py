@@ -71,6 +71,7 @@ def matrix(size: int, steps: int, write: bool) -> None:
             bias = max((abs(b), s) for s, (b, _) in seen.items() if s >= 100)
             gain = min((g, s) for s, (_, g) in seen.items() if s >= 300)
             early = min((g, s) for s, (_, g) in seen.items() if s >= 100)
+            off = [s for s, (b, _) in sorted(seen.items()) if s >= 100 and abs(b) > 0.02]
             rows.append(
                 [
                     kind,
@@ -78,6 +79,7 @@ def matrix(size: int, steps: int, write: bool) -> None:
                     f"{truth.mean():.1f}",
                     f"{p_in:.2f}",
                     f"{100 * bias[0]:.2f} % (step {bias[1]})",
+                    f"{off[0]}–{off[-1]} ({len(off)} of {sum(s >= 100 for s in seen)})" if off else "none",
                     f"{gain[0]:+.2f} dB (step {gain[1]})",
                     f"{early[0]:+.2f} dB (step {early[1]})",
                     f"{seen[steps][1]:+.2f} dB",
@@ -90,6 +92,7 @@ def matrix(size: int, steps: int, write: bool) -> None:
         "truth mean",
         "noisy input PSNR (dB)",
         "worst |mean/truth − 1|, steps ≥ 100",
+        "steps ≥ 100 off by > 2 % (of those read)",
         "worst gain over input, steps ≥ 300",
         "worst gain over input, steps ≥ 100",
         f"gain at step {steps}",

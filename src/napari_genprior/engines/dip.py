@@ -212,8 +212,8 @@ class DIPParams:
     - ``iterations``: a number, ``"auto"`` (stop near the best iterate without a ground truth:
       denoising once the residual is white, :data:`AUTO_WHITENESS`; SR and inpainting by the
       windowed moving variance of the iterates, ES-WMV; at most the preset's number), or
-      ``None`` (the preset's number). Fewer than :data:`CONVERGED_STEPS` steps add a warning to
-      ``metadata["warnings"]``.
+      ``None`` (the preset's number). A fixed number below :data:`CONVERGED_STEPS` adds a warning
+      to ``metadata["warnings"]``.
     - ``uncertainty``: also return the per-pixel spread (std) of the last ``auto_window`` iterates.
     - ``tile_size``: planes whose output is larger than this (pixels per side) are fitted in
       overlapping tiles of this size, blended with linear ramps over ``tile_overlap`` pixels, so
@@ -816,7 +816,9 @@ def _execute(
         meta["stopped_at"] = [fit.steps for fit in fits]
         meta["chosen_step"] = [fit.chosen_step for fit in fits]
     fewest = min(fit.steps for fit in fits)
-    if fewest < CONVERGED_STEPS:
+    # an automatic stop before CONVERGED_STEPS is the rule's finding (the residual is white), not a
+    # run cut short
+    if fewest < CONVERGED_STEPS and not cfg["auto_stop"]:
         full = preset_iterations(p.task, p.preset, p.scale)
         meta["warnings"] = [
             f"not converged: {fewest} steps are too few for the fit to reach the data; run at "
