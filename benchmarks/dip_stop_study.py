@@ -1,18 +1,23 @@
 """Automatic stopping study for DIP: record whole runs, then compare stopping rules offline.
 
-    python benchmarks/dip_stop_study.py record --steps 2500       # runs the fast preset; minutes each
-    python benchmarks/dip_stop_study.py evaluate                  # the rules' table (seconds)
+    python benchmarks/dip_stop_study.py record      # the fast preset's 1800 steps per case; 5-8 min each
+    python benchmarks/dip_stop_study.py fresh --cases cell:denoise,coins:denoise   # the engine itself
+    python benchmarks/dip_stop_study.py evaluate    # the tables (seconds); writes docs/benchmarks.md
 
-``record`` runs the fast preset to a fixed number of steps on dip_bench's denoising cases and
+The cases are 12 images with Gaussian noise σ = 25 (8-bit) and the Poisson–Gaussian fluorescence
+image, split into a tuning half (TUNE) and a report half (REPORT): rules are chosen on the first
+and reported on the second. ``record`` runs the fast preset to a fixed number of steps and
 writes, per step, the statistics a stopping rule may use (no ground truth): the mean windowed
-variance of the iterates (ES-WMV), the data residual ``mean((x - y)²)`` and the residual
-whitened by the estimated noise variance. Every 10 steps it also records the PSNR of the
-returned (averaged) estimate and of the raw iterate against the clean image, which only the
-evaluation sees. Traces go to ``benchmarks/results/dip_stop_traces.jsonl``.
+variance of the iterates (ES-WMV), the data residual ``mean((x - y)²)``, the residual whitened
+by the Haar-detail noise estimate and the lag-1 autocorrelation of the residual. Every 10 steps
+it also records the PSNR and mean of the returned (averaged) estimate and the PSNR of the raw
+iterate against the clean image, which only the evaluation sees. Traces go to
+``benchmarks/results/dip_stop_traces.jsonl``; ``fresh`` runs the engine with
+``iterations="auto"`` and logs where it stopped to ``dip_stop_fresh.jsonl``.
 
-``evaluate`` replays each stopping rule on the traces and prints, per case, the step it stops
-at and the PSNR lost against the best averaged estimate of the run (an oracle stop); the table
-also goes to ``docs/benchmarks.md`` (unless ``--no-write``).
+``evaluate`` replays each stopping rule on the traces and prints, per half, the step it stops at
+and the PSNR lost against the oracle (the best averaged estimate among steps 100, 200, …), and
+per image the engine's stop beside the oracle, scikit-image's best and fixed step counts.
 """
 
 from __future__ import annotations
@@ -402,7 +407,8 @@ def main() -> None:
             "## DIP automatic stopping on images nobody tuned on (benchmarks/dip_stop_study.py)\n\n"
             "`python benchmarks/dip_stop_study.py record` (fast preset, "
             f"{traces[0]['steps']} steps = the preset's cap, seed 0, {traces[0]['size']}×{traces[0]['size']}, "
-            f"Gaussian σ = 25 on 8-bit images; recorded at commit {', '.join(commits)} on {traces[0]['machine']}), "
+            f"Gaussian σ = 25 on 8-bit images; on {traces[0]['machine']}; HEAD when the traces were written: "
+            f"{', '.join(commits)}, which fit alike: only the automatic stop differs between them), "
             "`python benchmarks/dip_stop_study.py fresh --cases …` (the engine's own automatic stop), then "
             "`python benchmarks/dip_stop_study.py evaluate` rebuilds this section. Rules and their settings "
             f"were chosen on the tuning half ({', '.join(TUNE)}, and the Poisson–Gaussian fluorescence "

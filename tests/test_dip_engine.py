@@ -73,6 +73,18 @@ def test_noise_estimate_recovers_parameters():
     assert ea == pytest.approx(a, rel=0.2) and eb == pytest.approx(b, rel=0.5, abs=2e-4)
 
 
+def test_patch_pca_noise_estimate_recovers_sigma_and_refuses_tiny_images():
+    from napari_genprior.physics.noise import estimate_sigma_pca
+
+    y, x = np.mgrid[0:96, 0:96] / 96.0
+    clean = 0.5 + 0.3 * np.sin(6 * x) * np.cos(4 * y)
+    for sigma in (0.02, 0.1):
+        noisy = clean + np.random.default_rng(1).normal(0, sigma, clean.shape)
+        assert estimate_sigma_pca(noisy) == pytest.approx(sigma, rel=0.05)
+    with pytest.raises(ValueError, match="at least 14 pixels"):
+        estimate_sigma_pca(np.zeros((10, 40)))
+
+
 def test_inpaint_changes_only_masked_pixels(smooth_image):
     rng = np.random.default_rng(1)
     mask = (rng.random(smooth_image.shape) < 0.3).astype(np.uint8)

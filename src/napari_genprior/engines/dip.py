@@ -549,16 +549,15 @@ def _fit_plane(
                 n_avg += 1
                 decay = min(ema, max(0.0, 1.0 - AVG_RAMP / n_avg))
                 avg = o if avg is None else avg.mul_(decay).add_(o, alpha=1.0 - decay)
+        resid = out.detach()[crop] - y_obs if noise_var is not None or white_level is not None else None
         if noise_var is None:
             shown, shown_label = float(loss.detach()), "loss"
         else:
-            with torch.no_grad():
-                chi2 = float(((out.detach()[crop] - y_obs).square() * inv_var).mean())
+            chi2 = float((resid.square() * inv_var).mean())
             shown, shown_label = math.sqrt(chi2), "residual/noise"
             chi2s.append(chi2)
         if white_level is not None:
-            with torch.no_grad():
-                rhos.append(float(residual_correlation(out.detach()[crop] - y_obs)))
+            rhos.append(float(residual_correlation(resid)))
         if window is not None:
             with torch.no_grad():
                 window.push(out.detach()[crop])
