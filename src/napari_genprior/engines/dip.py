@@ -494,13 +494,15 @@ def _fit_plane(
     n_back = 0
     iters = cfg["iterations"]
     auto = cfg["auto_stop"]
-    window = _MovingWindow(cfg["auto_window"]) if "auto_window" in cfg else None
+    white_level = cfg.get("auto_whiteness") if auto else None
+    # the iterates' window serves ES-WMV and the uncertainty layer; the whiteness stop needs neither
+    needs_window = "auto_window" in cfg and (p.uncertainty or (auto and white_level is None))
+    window = _MovingWindow(cfg["auto_window"]) if needs_window else None
     best_var, best_step, best_x, best_spread = math.inf, 0, None, None
     crop = (0, slice(None), slice(0, h * f), slice(0, w * f))
     y_obs = y_t[crop]
     if noise_var is not None:  # whitened residual: (x - y)² / (a·y + b), over the plane
         inv_var = 1.0 / (noise_var[0] * y_obs + noise_var[1]).clamp_min(1e-6)
-    white_level = cfg.get("auto_whiteness") if auto else None
     overfit = cfg.get("auto_overfit") if white_level is not None and noise_var is not None else None
     rhos: collections.deque[float] = collections.deque(maxlen=_WHITENESS_SMOOTH)
     chi2s: collections.deque[float] = collections.deque(maxlen=_WHITENESS_SMOOTH)
