@@ -4,10 +4,11 @@
     napari-genprior dip inpaint IN --mask MASK -o OUT
     napari-genprior dip sr IN --scale {2,4,8} -o OUT
     napari-genprior irn {down,up,roundtrip} IN -o OUT --scale {2,4} [--weights PATH] [--samples K]
+    napari-genprior join IMAGE -o OUTDIR [--forward intrinsic|flatfield] [--steps N] [--finetune-steps M]
     napari-genprior models
     napari-genprior sample MODEL -n 16 -o grid.png [--truncation T] [--seed S]
     napari-genprior synth {albedo,shading,scene,nuclei,illumination} -n N --size S -o DIR
-    napari-genprior train {gan,irn} …
+    napari-genprior train {gan,irn,disc} …
     napari-genprior demo -o DIR
 
 Exit status 0 on success, 2 with a one-line error on bad usage or bad input, 1 with a one-line
@@ -285,6 +286,41 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--metadata", type=Path, default=None, help="write the run's parameters as JSON")
         t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    jo = sub.add_parser(
+        "join",
+        help="JoIN: split an image into components (albedo · shading, or flat-field correction)",
+        description="Decompose IMAGE by jointly inverting one GAN prior per component through a forward "
+        "model: intrinsic (I = albedo · shading) or flatfield (I = flat-field · specimen + dark-field). "
+        "Writes float32 TIFFs named after the components into OUTDIR, plus join.json.",
+    )
+    jo.add_argument("input", type=Path, help="input image or stack (.tif, .png, .jpg)")
+    jo.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
+    jo.add_argument("--forward", choices=("intrinsic", "flatfield"), default="intrinsic", help="forward model")
+    jdef = join_defaults()
+    jo.add_argument("--steps", type=int, default=jdef.steps, help="stage-1 steps (joint latent optimisation)")
+    jo.add_argument(
+        "--finetune-steps", type=int, default=jdef.finetune_steps, help="stage-2 steps (generator fine-tuning; 0: off)"
+    )
+    jo.add_argument("--restarts", type=int, default=jdef.restarts, help="random restarts (the best is kept)")
+    jo.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="COMPONENT=MODEL_OR_PATH",
+        help="the prior of a component (repeatable): albedo, shading, specimen or flatfield = a bundled "
+        "prior or a checkpoint of `train gan`",
+    )
+    jo.add_argument(
+        "--per-plane", action="store_true", help="flatfield stacks: one field per plane instead of one shared field"
+    )
+    jo.add_argument(
+        "--darkfield", choices=("scalar", "field", "none"), default="scalar", help="flatfield: the dark offset's form"
+    )
+    jo.add_argument("--gamma", type=float, default=1.0, help="intrinsic: linearise I^gamma first (2.2 for sRGB photos)")
+    jo.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    jo.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    jo.add_argument("--quiet", action="store_true", help="no progress bar")
+
     mo = sub.add_parser(
         "models",
         help="list the bundled models: what each is for, then its model card",
@@ -403,6 +439,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ti.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     ti.add_argument("--device", default="auto", help=_DEVICE_HELP)
+
+    td = trsub.add_parser(
+        "disc",
+        help="train a discriminator for a trained generator prior (frozen) and add it to the prior's bundle",
+    )
+    td.add_argument("--prior", required=True, help="a bundled prior's name or a bundle file (.pt)")
+    td.add_argument("--steps", type=int, default=600, help="training steps (a resumed run continues)")
+    td.add_argument("--batch", type=int, default=16, help="images per step")
+    td.add_argument("--data", default=None, help="the prior's domain (default: from its bundle) or a folder")
+    td.add_argument("--out", type=Path, required=True, help="checkpoint (.pt); resumes if it exists")
+    td.add_argument(
+        "--export", action="store_true", help="when done, add the discriminator (float16) to the prior's bundle"
+    )
+    td.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
 
     demo = sub.add_parser("demo", help="run the engines on bundled samples and write results + a PNG")
     demo.add_argument("-o", "--output", type=Path, required=True, help="output folder")
@@ -542,6 +592,58 @@ def cmd_dip(args: argparse.Namespace) -> int:
     return 0
 
 
+def join_defaults() -> Any:
+    from .engines.join import JoinParams
+
+    return JoinParams()
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    from .engines import join
+    from .engines.base import drive
+    from .io import read_image, write_image, write_text
+
+    priors: dict[str, str] = {}
+    for item in args.prior:
+        comp, sep, model = item.partition("=")
+        if not sep or not comp or not model:
+            raise InputError(f"--prior {item!r}: write COMPONENT=MODEL_OR_PATH, e.g. specimen=my_gan.pt")
+        priors[comp.strip()] = model.strip()
+    image = read_image(args.input)
+    out = args.output
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder: -o names the output folder")
+    params = {
+        "forward": args.forward,
+        "steps": args.steps,
+        "finetune_steps": args.finetune_steps,
+        "restarts": args.restarts,
+        "priors": priors,
+        "per_plane": args.per_plane,
+        "darkfield": args.darkfield,
+        "gamma": args.gamma,
+        "seed": args.seed,
+        "preview_every": 0,
+    }
+    gen = join.run(image, params, device=args.device)  # checks the input and the priors
+    out.mkdir(parents=True, exist_ok=True)
+    bar, update = _progress_bar(args.quiet, f"JoIN {args.forward}")
+    try:
+        result = drive(gen, update)
+    finally:
+        bar.close()
+    written = []
+    for lay in result.layers:
+        data = lay.data.astype(np.uint8 if lay.layer_type == "labels" else np.float32)
+        written.append(write_image(out / f"{lay.suffix}.tif", data).name)
+    meta = result.metadata
+    write_text(out / "join.json", json.dumps(meta, indent=2, default=str))
+    print(f"wrote {', '.join(written)} and join.json to {out} in {meta['wall_time_s']:.1f} s")
+    for warning in meta.get("warnings", ()):
+        _warn(warning)
+    return 0
+
+
 def _check_json_path(path: Path | None) -> None:
     """``--metadata`` must be writable too: checked before the run, like the images."""
     if path is not None:
@@ -649,6 +751,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.model == "irn":
         return cmd_train_irn(args)
+    if args.model == "disc":
+        return cmd_train_disc(args)
     from .data.generators import DOMAINS
     from .engines.base import resolve_device
     from .train.gan import GanConfig, train_gan
@@ -688,6 +792,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         command = "napari-genprior " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
         out = export_gan(ckpt, args.export, command=command, grid_png=args.grid)
         print(f"exported {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def cmd_train_disc(args: argparse.Namespace) -> int:
+    from .train.disc import export_discriminator, train_discriminator
+
+    if args.steps < 1 or args.batch < 2:
+        raise InputError("--steps must be >= 1 and --batch >= 2")
+    try:
+        d, info = train_discriminator(
+            args.prior, args.out, steps=args.steps, batch=args.batch, data=args.data, seed=args.seed
+        )
+    except (FileNotFoundError, ValueError) as err:
+        raise InputError(str(err)) from None
+    if args.export:
+        command = "napari-genprior " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+        path = export_discriminator(args.prior, d, info, command=command)
+        print(f"added the discriminator to {path} and its card")
     return 0
 
 
@@ -877,6 +999,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
         if args.command in ("dip", "irn"):
             return _dip_or_irn(args)
+        if args.command == "join":
+            return cmd_join(args)
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "models":

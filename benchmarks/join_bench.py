@@ -1,0 +1,314 @@
+"""JoIN benchmark: intrinsic decomposition and flat-field correction on held-out synthetic data.
+
+Intrinsic: scenes albedo × shading with evaluation seeds (1 000 000 …), 64². Per component, the
+scale-invariant MSE, the LMSE and the SSIM (of the scale-aligned estimate) for JoIN stage 1 alone,
+JoIN stages 1 + 2, multi-scale Retinex and "shading = blurred luminance".
+
+Flat-field: held-out nuclei specimens X (evaluation seeds) under held-out illumination fields F
+(evaluation seeds of the ``illumination`` domain, resized), I = F·X + D (D = 0.05) plus Gaussian
+noise (σ 0.005), as single 256² images and as a stack of 8 planes sharing F and D. Field error:
+scale-invariant MSE of the estimated flat-field against F (both mean 1). Corrected PSNR: the
+PSNR (data range 1) of the corrected specimen against X after the best gain and offset
+(least squares), the same fit for every method and for the uncorrected image. Methods: JoIN,
+BaSiCPy (``basicpy``, installed; fitted on the stack, and on each single image as a stack of
+one), and the blurred image as the field.
+
+Wall time per image on this machine; a figure for docs/join.md.
+
+    python benchmarks/join_bench.py            # the table in docs/benchmarks.md (about 25 min)
+    python benchmarks/join_bench.py --quick    # a smoke run (2 scenes, few steps)
+
+BaSiCPy pins numpy < 2 and scipy < 1.13; it runs with this project's numpy 2 and scipy 1.17:
+``pip install basicpy`` and then reinstall the numpy and scipy you had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import machine, markdown_table, write_section  # noqa: E402
+
+from napari_genprior.data.generators import EVAL_SEED_START, illumination, nuclei, scene  # noqa: E402
+from napari_genprior.engines import join  # noqa: E402
+from napari_genprior.engines.base import drive  # noqa: E402
+from napari_genprior.engines.classical import (  # noqa: E402
+    blur_flatfield,
+    blur_shading,
+    lmse,
+    retinex_shading,
+    si_mse,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "join_bench.jsonl"
+FIG_DIR = ROOT / "docs" / "images"
+DARK = 0.05
+NOISE = 0.005
+
+
+def _ssim(est: np.ndarray, truth: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    e = np.asarray(est, np.float64)
+    t = np.asarray(truth, np.float64)
+    alpha = float((e.ravel() @ t.ravel()) / max(e.ravel() @ e.ravel(), 1e-12))
+    return float(
+        structural_similarity(alpha * e, t, data_range=1.0, channel_axis=-1 if t.ndim == 3 else None)
+    )
+
+
+def _component_metrics(albedo: np.ndarray, shading: np.ndarray, sc: dict) -> dict[str, float]:
+    return {
+        "albedo_simse": si_mse(albedo, sc["albedo"]),
+        "albedo_lmse": lmse(albedo, sc["albedo"]),
+        "albedo_ssim": _ssim(albedo, sc["albedo"]),
+        "shading_simse": si_mse(shading, sc["shading"]),
+        "shading_lmse": lmse(shading, sc["shading"]),
+        "shading_ssim": _ssim(shading, sc["shading"]),
+    }
+
+
+def _psnr_affine(est: np.ndarray, truth: np.ndarray) -> float:
+    """PSNR (data range 1) of ``est`` against ``truth`` after the least-squares gain and offset."""
+    e = np.asarray(est, np.float64).ravel()
+    t = np.asarray(truth, np.float64).ravel()
+    a = np.stack([e, np.ones_like(e)], 1)
+    coef, *_ = np.linalg.lstsq(a, t, rcond=None)
+    mse = float(np.mean((a @ coef - t) ** 2))
+    return 10 * np.log10(1.0 / max(mse, 1e-12))
+
+
+def _field(seed: int, size: int) -> np.ndarray:
+    f = torch.from_numpy(illumination(64, seed))[None, None]
+    f = F.interpolate(f, size=(size, size), mode="bicubic", align_corners=False)[0, 0].numpy()
+    return np.clip(f, 0.05, None).astype(np.float32)
+
+
+def _flat_case(spec_seed: int, field_seed: int, size: int, n: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(spec_seed)
+    f = _field(field_seed, size)
+    xs = np.stack([nuclei(size, spec_seed + i) for i in range(n)])
+    img = f * xs + DARK + NOISE * rng.standard_normal(xs.shape)
+    return {"image": img.astype(np.float32), "specimen": xs, "field": f / f.mean()}
+
+
+def _flat_metrics(corrected: np.ndarray, field: np.ndarray, case: dict) -> dict[str, float]:
+    x = case["specimen"]
+    corr = corrected.reshape(x.shape)
+    return {
+        "field_simse": si_mse(np.broadcast_to(field, case["field"].shape), case["field"]),
+        "corrected_psnr": float(np.mean([_psnr_affine(c, t) for c, t in zip(corr, x)])),
+        "uncorrected_psnr": float(
+            np.mean([_psnr_affine(i, t) for i, t in zip(case["image"].reshape(x.shape), x)])
+        ),
+    }
+
+
+def _basic(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """BaSiCPy with a dark-field: ``(corrected stack, flat-field mean 1, seconds)``."""
+    import warnings
+
+    from basicpy import BaSiC
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = BaSiC(get_darkfield=True)
+        b.fit(stack)
+    ff = np.asarray(b.flatfield, np.float64)
+    dark = np.asarray(b.darkfield, np.float64)
+    corrected = (stack - dark) / np.maximum(ff, 1e-6)
+    return corrected.astype(np.float32), (ff / ff.mean()).astype(np.float32), time.perf_counter() - t0
+
+
+def _join(image: np.ndarray, params: dict) -> tuple[join.Result, float]:
+    t0 = time.perf_counter()
+    res = drive(join.run(image, {**params, "preview_every": 0}, device="cpu"))
+    return res, time.perf_counter() - t0
+
+
+def bench_intrinsic(n: int, params: dict, log) -> dict:
+    rows: dict[str, list[dict]] = {k: [] for k in ("join_s1", "join_s12", "retinex", "blur")}
+    times: dict[str, list[float]] = {k: [] for k in rows}
+    figs = []
+    for i in range(n):
+        sc = scene(64, EVAL_SEED_START + i)
+        for key, extra in (("join_s1", {"finetune_steps": 0}), ("join_s12", {})):
+            res, dt = _join(sc["image"], {**params, **extra})
+            m = _component_metrics(res.layer("albedo").data, res.layer("shading").data, sc)
+            rec = res.layer("reconstruction").data
+            m["reconstruction_psnr"] = float(10 * np.log10(1 / max(np.mean((rec - sc["image"]) ** 2), 1e-12)))
+            rows[key].append(m)
+            times[key].append(dt)
+            if key == "join_s12" and i < 3:
+                figs.append((sc, res.layer("albedo").data, res.layer("shading").data))
+        for key, fn in (("retinex", retinex_shading), ("blur", blur_shading)):
+            t0 = time.perf_counter()
+            a, s = fn(sc["image"])
+            times[key].append(time.perf_counter() - t0)
+            rows[key].append(_component_metrics(a, s, sc))
+        log(f"scene {i + 1}/{n}: " + ", ".join(f"{k} S {rows[k][-1]['shading_simse']:.4f}" for k in rows))
+    return {"rows": rows, "times": times, "figs": figs}
+
+
+def bench_flat(n: int, stack: int, size: int, params: dict, log) -> dict:
+    single: dict[str, list[dict]] = {k: [] for k in ("join", "basicpy", "blur")}
+    times: dict[str, list[float]] = {k: [] for k in single}
+    figs = []
+    for i in range(n):
+        case = _flat_case(EVAL_SEED_START + 1000 * i, EVAL_SEED_START + i, size)
+        img = case["image"][0]
+        res, dt = _join(img, params)
+        single["join"].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
+        times["join"].append(dt)
+        if i < 2:
+            figs.append((case, res.layer("corrected").data, res.layer("flatfield").data))
+        corr, ff, dt = _basic(case["image"])
+        single["basicpy"].append(_flat_metrics(corr, ff, case))
+        times["basicpy"].append(dt)
+        t0 = time.perf_counter()
+        corr, ff = blur_flatfield(img)
+        times["blur"].append(time.perf_counter() - t0)
+        single["blur"].append(_flat_metrics(corr, ff, case))
+        log(f"flat single {i + 1}/{n}: " + ", ".join(f"{k} F {single[k][-1]['field_simse']:.4f}" for k in single))
+    stacks: dict[str, list[dict]] = {k: [] for k in single}
+    stimes: dict[str, list[float]] = {k: [] for k in single}
+    n_stacks = max(1, n // 2)
+    for j in range(n_stacks):
+        case = _flat_case(EVAL_SEED_START + 500_000 + 1000 * j, EVAL_SEED_START + 100 + j, size, stack)
+        res, dt = _join(case["image"], params)
+        stacks["join"].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
+        stimes["join"].append(dt)
+        corr, ff, dt = _basic(case["image"])
+        stacks["basicpy"].append(_flat_metrics(corr, ff, case))
+        stimes["basicpy"].append(dt)
+        t0 = time.perf_counter()
+        corr, ff = blur_flatfield(case["image"])
+        stimes["blur"].append(time.perf_counter() - t0)
+        stacks["blur"].append(_flat_metrics(corr, ff, case))
+        log(f"flat stack {j + 1}/{n_stacks}: " + ", ".join(f"{k} F {stacks[k][-1]['field_simse']:.4f}" for k in stacks))
+    return {"single": single, "times": times, "stack": stacks, "stack_times": stimes, "figs": figs}
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return float(np.mean([r[key] for r in rows]))
+
+
+def _figures(intr: dict, flat: dict) -> None:
+    import imageio.v3 as iio
+
+    def rgb(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        x = x / max(float(np.percentile(x, 99.5)), 1e-6)
+        return np.clip(np.repeat(x[..., None], 3, -1) if x.ndim == 2 else x, 0, 1)
+
+    gap = 2
+    rows = []
+    for sc, a, s in intr["figs"]:
+        cells = [sc["image"], a, s, sc["albedo"], sc["shading"]]
+        rows.append(np.concatenate([np.pad(rgb(c), ((gap, gap), (gap, gap), (0, 0)), constant_values=1) for c in cells], 1))
+    if rows:
+        iio.imwrite(FIG_DIR / "join_intrinsic.png", (np.concatenate(rows, 0) * 255).astype(np.uint8))
+    rows = []
+    for case, corr, ff in flat["figs"]:
+        cells = [case["image"][0], corr.reshape(case["specimen"].shape)[0], ff, case["specimen"][0], case["field"]]
+        rows.append(np.concatenate([np.pad(rgb(c), ((gap, gap), (gap, gap), (0, 0)), constant_values=1) for c in cells], 1))
+    if rows:
+        iio.imwrite(FIG_DIR / "join_flatfield.png", (np.concatenate(rows, 0) * 255).astype(np.uint8))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", type=int, default=8, help="held-out intrinsic scenes")
+    ap.add_argument("--flat", type=int, default=4, help="held-out single flat-field images (half as many stacks)")
+    ap.add_argument("--stack", type=int, default=8, help="planes per flat-field stack")
+    ap.add_argument("--size", type=int, default=256, help="flat-field image side")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 scenes, 1 flat image, few steps")
+    ap.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    intr_params: dict = {"forward": "intrinsic"}
+    flat_params: dict = {"forward": "flatfield"}
+    if args.quick:
+        args.scenes, args.flat, args.stack = 2, 1, 2
+        for p_ in (intr_params, flat_params):
+            p_.update(steps=20, finetune_steps=5)
+    t0 = time.perf_counter()
+    intr = bench_intrinsic(args.scenes, intr_params, print)
+    flat = bench_flat(args.flat, args.stack, args.size, flat_params, print)
+    defaults = join.JoinParams()
+    names = {"join_s1": "JoIN stage 1", "join_s12": "JoIN stages 1 + 2", "retinex": "multi-scale Retinex", "blur": "blurred luminance"}
+    t_rows = []
+    for k, rows in intr["rows"].items():
+        t_rows.append(
+            [names[k]]
+            + [f"{_mean(rows, m):.4f}" for m in ("albedo_simse", "albedo_lmse")]
+            + [f"{_mean(rows, 'albedo_ssim'):.3f}"]
+            + [f"{_mean(rows, m):.4f}" for m in ("shading_simse", "shading_lmse")]
+            + [f"{_mean(rows, 'shading_ssim'):.3f}"]
+            + [f"{_mean(rows, 'reconstruction_psnr'):.2f}" if "reconstruction_psnr" in rows[0] else "–"]
+            + [f"{np.median(intr['times'][k]):.2f}"]
+        )
+    intr_table = markdown_table(
+        ["method", "albedo si-MSE", "albedo LMSE", "albedo SSIM", "shading si-MSE", "shading LMSE", "shading SSIM",
+         "reconstruction PSNR (dB)", "s / image"],
+        t_rows,
+    )
+    fnames = {"join": "JoIN", "basicpy": "BaSiCPy", "blur": "blurred image"}
+    f_rows = []
+    for kind, key, tkey in (("single image", "single", "times"), (f"stack of {args.stack}", "stack", "stack_times")):
+        for k, rows in flat[key].items():
+            f_rows.append(
+                [kind, fnames[k], f"{_mean(rows, 'field_simse'):.5f}", f"{_mean(rows, 'corrected_psnr'):.2f}",
+                 f"{_mean(rows, 'uncorrected_psnr'):.2f}", f"{np.median(flat[tkey][k]):.1f}"]
+            )
+    flat_table = markdown_table(
+        ["input", "method", "field si-MSE", "corrected PSNR (dB)", "uncorrected PSNR (dB)", "s / image or stack"], f_rows
+    )
+    print(intr_table)
+    print(flat_table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "quick": args.quick,
+        "intrinsic": {k: {m: _mean(v, m) for m in v[0]} for k, v in intr["rows"].items()},
+        "intrinsic_times": {k: float(np.median(v)) for k, v in intr["times"].items()},
+        "flat_single": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["single"].items()},
+        "flat_stack": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["stack"].items()},
+        "flat_times": {k: float(np.median(v)) for k, v in flat["times"].items()},
+        "stack_times": {k: float(np.median(v)) for k, v in flat["stack_times"].items()},
+        "params": {"intrinsic": intr_params, "flatfield": flat_params},
+    }
+    with RESULTS.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    if args.quick or args.no_doc:
+        return
+    _figures(intr, flat)
+    body = (
+        "## JoIN (`benchmarks/join_bench.py`)\n\n"
+        f"{machine()}; {time.strftime('%Y-%m-%d')}; whole run {(time.perf_counter() - t0) / 60:.0f} min. "
+        f"Default settings (stage 1 {defaults.steps} steps, stage 2 {defaults.finetune_steps} steps, "
+        f"{defaults.restarts} restarts, distance {defaults.distance}).\n\n"
+        f"**Intrinsic**, {args.scenes} held-out 64² scenes (evaluation seeds). Errors are means over the scenes; "
+        "the LMSE uses 10-pixel windows. Lower is better except SSIM and PSNR.\n\n"
+        f"{intr_table}\n\n"
+        f"**Flat-field**, I = F·X + {DARK} + noise σ {NOISE}, {args.size}² held-out nuclei under held-out fields: "
+        f"{args.flat} single images and {max(1, args.flat // 2)} stacks of {args.stack} planes sharing one field. "
+        "Corrected PSNR after the best gain and offset for every method (the uncorrected column is the input's).\n\n"
+        f"{flat_table}\n"
+    )
+    write_section("join_bench", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Forward models that compose an image from components (JoIN's decompositions), in torch.
+
+A forward model names its components, the prior each one uses by default and how they compose.
+The JoIN solver knows nothing else about them: a new model is a new subclass registered in
+:data:`FORWARD_MODELS`.
+
+Conventions: component tensors are ``(B, C, h, w)`` float32 in *linear* units; a GAN output in
+``[-1, 1]`` becomes a component through :meth:`ForwardModel.component`. ``smooth`` components are
+fields over a whole plane (one generator output, resized to the plane); the others are local, one
+generator output per tile at the prior's own scale. Extra (non-GAN) parameters, such as a dark
+offset, are tensors that the model creates and the solver optimises with the latents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["FORWARD_MODELS", "Component", "FlatField", "ForwardModel", "Intrinsic", "forward_model"]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component of a decomposition.
+
+    ``prior``: the bundled prior it uses by default. ``smooth``: a field over the whole plane
+    (brought to full resolution by resizing), else a local image (recomputed at full resolution
+    from the input and the smooth fields). ``floor``: the smallest value it may take (a component
+    that others are divided by must stay away from 0).
+    """
+
+    name: str
+    prior: str
+    smooth: bool
+    floor: float = 0.0
+
+
+class ForwardModel:
+    """Base class. Subclasses set ``name``, ``components`` and ``outputs`` and implement
+    :meth:`compose` and :meth:`full_resolution`."""
+
+    name: ClassVar[str] = ""
+    components: ClassVar[tuple[Component, ...]] = ()
+    #: output file / layer names, in order (the first is the primary result)
+    outputs: ClassVar[tuple[str, ...]] = ()
+    #: how many image channels the model accepts: 1, 3 or both
+    image_channels: ClassVar[tuple[int, ...]] = (1, 3)
+
+    def __init__(self, **options: object) -> None:
+        if options:
+            raise TypeError(f"{self.name}: unknown option(s) {', '.join(options)}")
+
+    def component(self, comp: Component, g_out: torch.Tensor, image_channels: int) -> torch.Tensor:
+        """A generator output ``(B, c, S, S)`` in ``[-1, 1]`` → the component in linear units,
+        ``(B, 1 or image_channels, S, S)`` and at least ``comp.floor``."""
+        x = ((g_out + 1) / 2).clamp(0, 1)
+        return x.clamp_min(comp.floor) if comp.floor > 0 else x
+
+    def init_extra(self, groups: int, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Non-GAN parameters, one per group (shared across the planes of a group); ``image`` is the
+        working-scale input ``(N, C, h, w)`` in ``[0, 1]`` units."""
+        return {}
+
+    def linearise(self, image: torch.Tensor) -> torch.Tensor:
+        """Input (normalised) → the linear image the composition explains."""
+        return image
+
+    def compose(
+        self, parts: dict[str, torch.Tensor], extra: dict[str, torch.Tensor], group: torch.Tensor
+    ) -> torch.Tensor:
+        """Components (each ``(B, ·, h, w)``, smooth fields already cropped to the tiles) and extra
+        parameters indexed by ``group`` ``(B,)`` → the linear image ``(B, C, h, w)``."""
+        raise NotImplementedError
+
+    def full_resolution(
+        self, image: np.ndarray, smooth: dict[str, np.ndarray], extra: dict[str, float | np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The outputs at full resolution for one plane: ``image`` ``(C, H, W)`` linear in ``[0, 1]``
+        units, ``smooth`` the smooth fields resized to ``(H, W)``, ``extra`` this plane's extra
+        parameters. Returns ``{output name: (C', H, W)}`` in the same units."""
+        raise NotImplementedError
+
+
+class Intrinsic(ForwardModel):
+    """I = A · S: a colour (or grey) albedo A from the ``albedo`` prior times a grey shading S from
+    the ``shading`` prior. The image is taken as linear; ``gamma`` > 1 linearises an sRGB-like
+    photograph first (I_lin = I^gamma, 2.2 for sRGB). A grey image uses the albedo prior's grey
+    (the mean of its colour channels)."""
+
+    name = "intrinsic"
+    components = (Component("albedo", "albedo", smooth=False), Component("shading", "shading", True, 0.01))
+    outputs = ("albedo", "shading")
+
+    def __init__(self, gamma: float = 1.0) -> None:
+        super().__init__()
+        if not (gamma > 0 and np.isfinite(gamma)):
+            raise ValueError(f"gamma must be a positive number, not {gamma}")
+        self.gamma = float(gamma)
+
+    def component(self, comp: Component, g_out: torch.Tensor, image_channels: int) -> torch.Tensor:
+        x = super().component(comp, g_out, image_channels)
+        if comp.name == "shading" or x.shape[1] == image_channels:
+            return x[:, :1] if comp.name == "shading" else x
+        if image_channels == 1:  # colour albedo prior, grey image: its luminance-free grey
+            return x.mean(1, keepdim=True)
+        return x.expand(-1, image_channels, -1, -1)  # grey albedo prior, colour image
+
+    def linearise(self, image: torch.Tensor) -> torch.Tensor:
+        return image.clamp_min(0) ** self.gamma if self.gamma != 1 else image
+
+    def compose(self, parts, extra, group):
+        return parts["albedo"] * parts["shading"]
+
+    def full_resolution(self, image, smooth, extra):
+        s = np.maximum(smooth["shading"][:1], self.components[1].floor)
+        return {"albedo": (image / s).astype(np.float32), "shading": s.astype(np.float32)}
+
+
+class FlatField(ForwardModel):
+    """I = g · F · X + D: a specimen X from the ``nuclei`` prior (or any grey prior), a smooth
+    illumination field F from the ``illumination`` prior, a gain g and a dark offset D (``darkfield``
+    ``"scalar"``, a smooth ``"field"`` — a 4×4 grid of offsets interpolated bicubically — or
+    ``"none"``). Outputs follow BaSiC's convention: the flat-field normalised to mean 1, the dark-field
+    in image units, and the corrected specimen (I − D) / F."""
+
+    name = "flatfield"
+    components = (
+        Component("specimen", "nuclei", smooth=False),
+        Component("flatfield", "illumination", smooth=True, floor=0.02),
+    )
+    outputs = ("corrected", "flatfield", "darkfield")
+    image_channels = (1,)
+    DARKFIELDS = ("scalar", "field", "none")
+
+    def __init__(self, darkfield: str = "scalar") -> None:
+        super().__init__()
+        if darkfield not in self.DARKFIELDS:
+            raise ValueError(f"darkfield must be one of {', '.join(self.DARKFIELDS)}, not {darkfield!r}")
+        self.darkfield = darkfield
+
+    def init_extra(self, groups, image):
+        # the dark offset starts at the darkest percentile: below it no pixel can be explained
+        lo = float(torch.quantile(image.flatten()[:: max(1, image.numel() // 100_000)], 0.005))
+        extra = {"log_gain": torch.zeros(groups)}
+        if self.darkfield == "scalar":
+            extra["dark"] = torch.full((groups, 1, 1, 1), 0.5 * lo)
+        elif self.darkfield == "field":
+            extra["dark"] = torch.full((groups, 1, 4, 4), 0.5 * lo)
+        return extra
+
+    def _dark(self, extra, group, size):
+        if self.darkfield == "none":
+            return 0.0
+        d = extra["dark"][group]
+        if d.shape[-1] > 1:
+            d = F.interpolate(d, size=size, mode="bicubic", align_corners=True)
+        return d
+
+    def compose(self, parts, extra, group):
+        x, f = parts["specimen"], parts["flatfield"]
+        gain = extra["log_gain"][group].exp()[:, None, None, None]
+        return gain * f * x + self._dark(extra, group, x.shape[-2:])
+
+    def dark_map(self, extra: dict[str, torch.Tensor], group: int, size: tuple[int, int]) -> np.ndarray:
+        """The dark offset of ``group`` as a ``(1, H, W)`` map (0 with ``darkfield='none'``)."""
+        if self.darkfield == "none":
+            return np.zeros((1, *size), np.float32)
+        d = self._dark(extra, torch.tensor([group]), size)
+        return np.broadcast_to(d[0].detach().cpu().numpy(), (1, *size)).astype(np.float32)
+
+    def full_resolution(self, image, smooth, extra):
+        f = np.maximum(smooth["flatfield"][:1], self.components[1].floor)
+        f = f / f.mean()
+        dark = np.broadcast_to(np.asarray(extra["dark"], np.float32), f.shape)
+        return {
+            "corrected": ((image - dark) / f).astype(np.float32),
+            "flatfield": f.astype(np.float32),
+            "darkfield": np.array(dark, np.float32),
+        }
+
+
+FORWARD_MODELS: dict[str, type[ForwardModel]] = {m.name: m for m in (Intrinsic, FlatField)}
+
+
+def forward_model(name: str, **options: object) -> ForwardModel:
+    """An instance of the forward model ``name`` (``intrinsic`` or ``flatfield``)."""
+    if name not in FORWARD_MODELS:
+        raise ValueError(f"unknown forward model {name!r}: choose one of {', '.join(FORWARD_MODELS)}")
+    return FORWARD_MODELS[name](**options)

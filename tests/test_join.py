@@ -1,0 +1,301 @@
+"""JoIN: forward models, the two-stage solver on tiny cases, outputs, bad input, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_genprior.engines import join
+from napari_genprior.engines.base import Cancelled, InputError, drive
+from napari_genprior.engines.classical import blur_flatfield, blur_shading, lmse, retinex_shading, si_mse
+from napari_genprior.engines.prior import load_prior
+from napari_genprior.physics.composition import FORWARD_MODELS, FlatField, Intrinsic, forward_model
+
+FAST = {"steps": 40, "finetune_steps": 0, "restarts": 2, "preview_every": 0}
+
+
+@torch.no_grad()
+def _prior_sample(name: str, seed: int, psi: float = 0.6) -> np.ndarray:
+    """A typical sample ``(S, S[, C])`` in [0, 1] of a bundled prior (truncated towards w̄)."""
+    g = load_prior(name)
+    w0 = join._mean_w(g)
+    z = torch.from_numpy(np.random.default_rng(seed).standard_normal((1, g.style_dim))).float()
+    w = w0 + psi * (g.mapping(z) - w0)
+    x = ((g(w=w) + 1) / 2).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+# ---------------------------------------------------------------- forward models
+
+
+def test_intrinsic_composes_and_recomputes_the_albedo():
+    m = forward_model("intrinsic")
+    a, s = torch.rand(2, 3, 8, 8), torch.rand(2, 1, 8, 8) + 0.1
+    torch.testing.assert_close(m.compose({"albedo": a, "shading": s}, {}, torch.zeros(2, dtype=torch.long)), a * s)
+    img = (a * s)[0].numpy()
+    out = m.full_resolution(img, {"shading": s[0].numpy()}, {})
+    np.testing.assert_allclose(out["albedo"], a[0].numpy(), rtol=1e-5)
+    # a colour albedo prior into a grey image: its grey (the channel mean)
+    g_out = torch.rand(1, 3, 4, 4) * 2 - 1
+    grey = m.component(m.components[0], g_out, 1)
+    assert grey.shape == (1, 1, 4, 4)
+    torch.testing.assert_close(grey, ((g_out + 1) / 2).mean(1, keepdim=True))
+    assert float(m.component(m.components[1], -torch.ones(1, 1, 2, 2), 1).min()) == pytest.approx(0.01)
+    assert torch.allclose(Intrinsic(gamma=2.2).linearise(torch.tensor([0.5])), torch.tensor([0.5**2.2]))
+    with pytest.raises(ValueError, match="gamma"):
+        Intrinsic(gamma=0)
+
+
+def test_flatfield_composes_with_gain_and_dark_and_corrects_exactly():
+    m = FlatField(darkfield="scalar")
+    x, f = torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8) + 0.5
+    extra = {"log_gain": torch.log(torch.tensor([2.0, 1.0])), "dark": torch.tensor([0.1, 0.3]).view(2, 1, 1, 1)}
+    group = torch.tensor([0, 0, 1])
+    out = m.compose({"specimen": x, "flatfield": f}, extra, group)
+    torch.testing.assert_close(out[:2], 2 * f[:2] * x[:2] + 0.1)
+    torch.testing.assert_close(out[2:], f[2:] * x[2:] + 0.3)
+    img = (f[0] * x[0] + 0.1).numpy()
+    res = m.full_resolution(img, {"flatfield": f[0].numpy()}, {"dark": np.float32(0.1)})
+    assert res["flatfield"].mean() == pytest.approx(1.0, rel=1e-5)  # BaSiC's convention
+    corr = res["corrected"] * 1.0
+    np.testing.assert_allclose(corr, x[0].numpy() * f[0].numpy().mean(), rtol=1e-4, atol=1e-5)
+    assert float(res["darkfield"].max()) == pytest.approx(0.1)
+    field = FlatField(darkfield="field")
+    e = field.init_extra(1, torch.full((1, 1, 16, 16), 0.2))
+    assert e["dark"].shape == (1, 1, 4, 4)
+    assert field.dark_map(e, 0, (10, 12)).shape == (1, 10, 12)
+    with pytest.raises(ValueError, match="darkfield"):
+        FlatField(darkfield="bright")
+
+
+def test_registry_names_the_models():
+    assert set(FORWARD_MODELS) == {"intrinsic", "flatfield"}
+    with pytest.raises(ValueError, match="intrinsic, flatfield"):
+        forward_model("specular")
+
+
+def test_classical_baselines_and_metrics():
+    y, x = np.mgrid[0:64, 0:64] / 64
+    shading = (0.3 + 0.7 * np.exp(-((y - 0.4) ** 2 + (x - 0.6) ** 2) / 0.2)).astype(np.float32)
+    albedo = np.where(x > 0.5, 0.8, 0.3).astype(np.float32)
+    img = albedo * shading
+    for fn in (retinex_shading, blur_shading):
+        a, s = fn(img)
+        assert a.shape == img.shape and s.shape == img.shape and s.max() == pytest.approx(1.0)
+    assert si_mse(2 * shading, shading) == pytest.approx(0.0, abs=1e-12)  # scale-invariant
+    assert lmse(3 * shading, shading) == pytest.approx(0.0, abs=1e-12)
+    assert si_mse(np.ones_like(shading), shading) > 0.005
+    corr, f = blur_flatfield(img)
+    assert f.mean() == pytest.approx(1.0) and corr.shape == img.shape
+
+
+# ---------------------------------------------------------------- the solver
+
+
+def test_intrinsic_recovers_a_pair_of_the_priors_better_than_the_baselines():
+    a = _prior_sample("albedo", 3)
+    s = _prior_sample("shading", 4)
+    img = (a * s[..., None]).astype(np.float32)
+    res = drive(join.run(img, {**FAST, "steps": 300}, device="cpu"))
+    alb, sh = res.layer("albedo").data, res.layer("shading").data
+    assert alb.shape == img.shape and sh.shape == img.shape[:2]
+    assert alb.dtype == np.float32 and 0.0 < sh.min() and sh.max() <= 1.0
+    err = si_mse(sh, s)
+    _, s_blur = blur_shading(img)
+    _, s_ret = retinex_shading(img)
+    assert err < min(si_mse(s_blur, s), si_mse(s_ret, s))
+    # the reconstruction explains the image
+    rec = res.layer("reconstruction").data
+    assert 10 * np.log10(1 / np.mean((rec - img) ** 2)) > 25
+    np.testing.assert_allclose(res.layer("residual").data, img - rec, atol=1e-6)
+    meta = res.metadata
+    assert meta["engine"] == "join" and meta["forward"] == "intrinsic" and len(meta["losses"]["restarts"]) == 2
+    assert meta["priors_used"] == {"albedo": "albedo", "shading": "shading"}
+
+
+def test_flatfield_single_image_beats_the_blur_baseline():
+    x = _prior_sample("nuclei", 5, psi=0.7)
+    f = torch.nn.functional.interpolate(
+        torch.from_numpy(_prior_sample("illumination", 6))[None, None], size=(128, 128), mode="bicubic"
+    )[0, 0].numpy()
+    f = np.clip(f, 0.1, None)
+    img = (f * x + 0.05).astype(np.float32)
+    res = drive(join.run(img, {**FAST, "forward": "flatfield", "steps": 60}, device="cpu"))
+    ff = res.layer("flatfield").data
+    assert ff.shape == img.shape and ff.mean() == pytest.approx(1.0, rel=1e-4)
+    err = si_mse(ff, f / f.mean())
+    _, f_blur = blur_flatfield(img)
+    assert err < 0.5 * si_mse(f_blur, f / f.mean())
+    dark = res.layer("darkfield").data
+    assert dark.shape == img.shape and abs(float(dark.mean()) - 0.05) < 0.03
+    corr = res.layer("corrected").data
+    # corrected: proportional to the specimen, far closer than the input is
+    assert si_mse(corr - corr.min(), x) < 0.5 * si_mse(img - img.min(), x)
+
+
+def test_stage_two_on_and_off():
+    img = (_prior_sample("albedo", 7) * _prior_sample("shading", 8)[..., None]).astype(np.float32)
+    off = drive(join.run(img, {**FAST, "steps": 30}, device="cpu"))
+    assert off.metadata["losses"]["stage2"] is None
+    on = drive(join.run(img, {**FAST, "steps": 30, "finetune_steps": 15}, device="cpu"))
+    # same seed: the same stage 1, then fine-tuning lowers the reconstruction distance
+    assert on.metadata["losses"]["stage1"] == pytest.approx(off.metadata["losses"]["stage1"], rel=1e-5)
+    assert on.metadata["losses"]["stage2"] < on.metadata["losses"]["stage1"]
+    # the bundled priors stay untouched by fine-tuning (it works on copies)
+    again = drive(join.run(img, {**FAST, "steps": 30}, device="cpu"))
+    assert again.metadata["losses"]["stage1"] == pytest.approx(off.metadata["losses"]["stage1"], rel=1e-5)
+
+
+def test_stack_shares_one_field_unless_per_plane():
+    rng = np.random.default_rng(0)
+    stack = (rng.random((2, 128, 128)) * 0.5 + 0.1).astype(np.float32)
+    fast = {**FAST, "forward": "flatfield", "steps": 3, "restarts": 1}
+    shared = drive(join.run(stack, fast, device="cpu"))
+    assert shared.layer("flatfield").data.shape == (128, 128)
+    assert shared.layer("darkfield").data.shape == (128, 128)
+    assert shared.layer("corrected").data.shape == stack.shape
+    assert shared.metadata["shared_field"] and shared.metadata["tiles"] == 2
+    per = drive(join.run(stack, {**fast, "per_plane": True}, device="cpu"))
+    assert per.layer("flatfield").data.shape == stack.shape
+    assert not per.metadata["shared_field"]
+
+
+def test_large_planes_are_solved_downscaled_and_come_back_full_size():
+    img = np.random.default_rng(1).random((300, 260)).astype(np.float32) + 0.1
+    res = drive(join.run(img, {**FAST, "forward": "flatfield", "steps": 2, "restarts": 1, "max_tiles": 4}, device="cpu"))
+    assert res.metadata["tiles"] <= 4 and res.metadata["work_size"][0] < 300
+    for name in ("corrected", "flatfield", "darkfield", "reconstruction", "residual", "unexplained"):
+        assert res.layer(name).data.shape == img.shape
+
+
+def test_intrinsic_stack_is_decomposed_plane_by_plane_and_uint8_keeps_units():
+    rng = np.random.default_rng(2)
+    img = (rng.random((2, 64, 80, 3)) * 255).astype(np.uint8)
+    res = drive(join.run(img, {**FAST, "steps": 2, "restarts": 1}, device="cpu"))
+    assert res.layer("albedo").data.shape == img.shape
+    assert res.layer("shading").data.shape == img.shape[:-1]
+    rec = res.layer("reconstruction").data
+    assert rec.shape == img.shape and rec.dtype == np.float32 and rec.max() <= 255.5
+    mask = res.layer("unexplained").data
+    assert mask.dtype == np.uint8 and mask.shape == img.shape[:-1]
+    assert set(np.unique(mask)) <= {0, 1, 2} and (mask[img.max(-1) == 255] == 2).all()  # saturated
+
+
+def test_unexplained_mask_marks_outliers():
+    r = np.random.default_rng(0).normal(0, 0.01, (32, 32))
+    r[5, 5] = 1.0
+    m = join.unexplained_mask(r)
+    assert m[5, 5] == 1 and m.sum() < 10
+
+
+def test_cancel_stops_the_run():
+    img = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    calls = []
+    with pytest.raises(Cancelled):
+        drive(join.run(img, {**FAST, "steps": 50}, device="cpu"), cancel=lambda: calls.append(1) or len(calls) > 2)
+    assert len(calls) == 3
+
+
+def test_projector_schedule():
+    assert join.projector_lr(0.0, 0.1) == 0.0
+    assert join.projector_lr(0.5, 0.1) == pytest.approx(0.1)
+    assert join.projector_lr(0.99, 0.1) < 0.01
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "image, params, match",
+    [
+        (np.zeros((40, 40), np.float32), {}, "smaller than"),
+        (np.zeros((100, 100), np.float32), {"forward": "flatfield"}, "smaller than"),
+        (np.full((64, 64), np.nan, np.float32), {}, "NaN"),
+        (np.zeros((128, 128, 3), np.float32), {"forward": "flatfield"}, "one channel"),
+        (np.zeros((64, 64, 4), np.float32), {}, "alpha"),
+        (np.zeros((128, 128), np.float32), {"forward": "flatfield", "per_plane": True}, "single plane"),
+        (np.zeros((64, 64), np.float32), {"priors": {"shading": "albedo"}}, "grey"),
+        (np.zeros((128, 128), np.float32), {"forward": "flatfield", "priors": {"specimen": "albedo"}}, "grey prior"),
+        (np.zeros((64, 64), np.float32), {"priors": {"albedo": "no-such-prior"}}, "neither a bundled prior"),
+        (np.zeros((64, 64), np.float32), {"priors": {"specimen": "nuclei"}}, "no component"),
+        (np.zeros((64, 64), np.float32), {"restarts": 0}, "restarts"),
+    ],
+)
+def test_bad_input_is_refused_with_a_message(image, params, match):
+    with pytest.raises(InputError, match=match):
+        join.run(image, {**FAST, **params}, device="cpu")
+
+
+def test_a_file_that_is_not_a_generator(tmp_path):
+    bad = tmp_path / "notagan.pt"
+    torch.save({"weight": torch.zeros(3)}, bad)
+    with pytest.raises(InputError, match="not a generator"):
+        join.run(np.zeros((64, 64), np.float32), {**FAST, "priors": {"albedo": str(bad)}}, device="cpu")
+    text = tmp_path / "text.pt"
+    text.write_text("hello")
+    with pytest.raises(InputError, match="not a generator"):
+        join.run(np.zeros((64, 64), np.float32), {**FAST, "priors": {"shading": str(text)}}, device="cpu")
+
+
+def test_grey_image_into_the_colour_albedo_prior_says_what_happens():
+    img = (_prior_sample("shading", 1) * 0.8).astype(np.float32)
+    res = drive(join.run(img, {**FAST, "steps": 2, "restarts": 1}, device="cpu"))
+    assert res.layer("albedo").data.shape == img.shape
+    assert any("grey image" in w for w in res.metadata["warnings"])
+
+
+def test_stage_two_needs_discriminators_or_says_so(tmp_path):
+    g = load_prior("shading")
+    path = tmp_path / "gen_only.pt"
+    torch.save({"model": g.state_dict()}, path)
+    params = {**FAST, "finetune_steps": 2, "priors": {"shading": str(path)}}
+    with pytest.raises(InputError, match="train disc"):
+        join.run(np.zeros((64, 64), np.float32), params, device="cpu")
+    res = drive(join.run(np.full((64, 64), 0.5, np.float32), {**params, "steps": 2, "adversarial": 0.0}, device="cpu"))
+    assert res.metadata["losses"]["stage2"] is not None
+
+
+def test_bundled_priors_carry_their_discriminators():
+    from napari_genprior.models import card, weights_path
+
+    for name in ("albedo", "shading", "nuclei", "illumination"):
+        gen, disc, _ = join.load_component_prior(name, name)
+        assert disc is not None, name
+        ck = torch.load(weights_path(name), weights_only=True)
+        assert all(v.dtype == torch.float16 for v in ck["discriminator"].values() if v.is_floating_point())
+        info = card(name)["discriminator"]
+        assert info["steps"] > 0 and info["held_out"]["accuracy"] > 0.5
+        with torch.no_grad():
+            x = gen(torch.randn(2, gen.style_dim))
+            assert disc(x).shape == (2, 1)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_join_writes_the_components(tmp_path):
+    import tifffile
+
+    from napari_genprior.cli import main
+
+    img = np.random.default_rng(0).random((3, 128, 128)).astype(np.float32) + 0.1
+    src = tmp_path / "stack.tif"
+    tifffile.imwrite(src, img)
+    out = tmp_path / "out"
+    args = ["join", str(src), "-o", str(out), "--forward", "flatfield", "--steps", "2", "--finetune-steps", "0"]
+    assert main([*args, "--restarts", "1", "--quiet"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {
+        "corrected.tif", "flatfield.tif", "darkfield.tif", "reconstruction.tif", "residual.tif",
+        "unexplained.tif", "join.json",
+    }
+    assert tifffile.imread(out / "corrected.tif").shape == img.shape
+    assert tifffile.imread(out / "flatfield.tif").shape == (128, 128)  # one shared field
+    assert tifffile.imread(out / "corrected.tif").dtype == np.float32
+    meta = json.loads((out / "join.json").read_text())
+    assert meta["forward"] == "flatfield" and meta["steps"] == 2 and "stage1" in meta["losses"]
+    assert main([*args, "--prior", "specimen"]) == 2  # malformed --prior
+    assert main([*args, "--per-plane", "--prior", "flatfield=nope.pt"]) == 2
