@@ -36,7 +36,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine, markdown_table, write_section  # noqa: E402
-
 from napari_genprior.data.generators import EVAL_SEED_START, illumination, nuclei, scene  # noqa: E402
 from napari_genprior.engines import join  # noqa: E402
 from napari_genprior.engines.base import drive  # noqa: E402
@@ -113,8 +112,9 @@ def _flat_metrics(corrected: np.ndarray, field: np.ndarray, case: dict) -> dict[
     }
 
 
-def _basic(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """BaSiCPy with a dark-field: ``(corrected stack, flat-field mean 1, seconds)``."""
+def _basic(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | str:
+    """BaSiCPy with a dark-field: ``(corrected stack, flat-field mean 1, seconds)``, or the error
+    it raised (BaSiCPy 2.0.0 cannot fit a stack of one image)."""
     import warnings
 
     from basicpy import BaSiC
@@ -123,7 +123,10 @@ def _basic(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         b = BaSiC(get_darkfield=True)
-        b.fit(stack)
+        try:
+            b.fit(stack)
+        except Exception as err:  # noqa: BLE001 - recorded in the table as what the tool does
+            return f"{type(err).__name__}: {err}"
     ff = np.asarray(b.flatfield, np.float64)
     dark = np.asarray(b.darkfield, np.float64)
     corrected = (stack - dark) / np.maximum(ff, 1e-6)
@@ -163,6 +166,7 @@ def bench_intrinsic(n: int, params: dict, log) -> dict:
 def bench_flat(n: int, stack: int, size: int, params: dict, log) -> dict:
     single: dict[str, list[dict]] = {k: [] for k in ("join", "basicpy", "blur")}
     times: dict[str, list[float]] = {k: [] for k in single}
+    failures: dict[str, str] = {}
     figs = []
     for i in range(n):
         case = _flat_case(EVAL_SEED_START + 1000 * i, EVAL_SEED_START + i, size)
@@ -172,14 +176,20 @@ def bench_flat(n: int, stack: int, size: int, params: dict, log) -> dict:
         times["join"].append(dt)
         if i < 2:
             figs.append((case, res.layer("corrected").data, res.layer("flatfield").data))
-        corr, ff, dt = _basic(case["image"])
-        single["basicpy"].append(_flat_metrics(corr, ff, case))
-        times["basicpy"].append(dt)
+        got = _basic(case["image"])
+        if isinstance(got, str):
+            failures["single"] = got
+        else:
+            single["basicpy"].append(_flat_metrics(got[0], got[1], case))
+            times["basicpy"].append(got[2])
         t0 = time.perf_counter()
         corr, ff = blur_flatfield(img)
         times["blur"].append(time.perf_counter() - t0)
         single["blur"].append(_flat_metrics(corr, ff, case))
-        log(f"flat single {i + 1}/{n}: " + ", ".join(f"{k} F {single[k][-1]['field_simse']:.4f}" for k in single))
+        log(
+            f"flat single {i + 1}/{n}: "
+            + ", ".join(f"{k} F {single[k][-1]['field_simse']:.4f}" for k in single)
+        )
     stacks: dict[str, list[dict]] = {k: [] for k in single}
     stimes: dict[str, list[float]] = {k: [] for k in single}
     n_stacks = max(1, n // 2)
@@ -188,15 +198,28 @@ def bench_flat(n: int, stack: int, size: int, params: dict, log) -> dict:
         res, dt = _join(case["image"], params)
         stacks["join"].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
         stimes["join"].append(dt)
-        corr, ff, dt = _basic(case["image"])
-        stacks["basicpy"].append(_flat_metrics(corr, ff, case))
-        stimes["basicpy"].append(dt)
+        got = _basic(case["image"])
+        if isinstance(got, str):
+            failures["stack"] = got
+        else:
+            stacks["basicpy"].append(_flat_metrics(got[0], got[1], case))
+            stimes["basicpy"].append(got[2])
         t0 = time.perf_counter()
         corr, ff = blur_flatfield(case["image"])
         stimes["blur"].append(time.perf_counter() - t0)
         stacks["blur"].append(_flat_metrics(corr, ff, case))
-        log(f"flat stack {j + 1}/{n_stacks}: " + ", ".join(f"{k} F {stacks[k][-1]['field_simse']:.4f}" for k in stacks))
-    return {"single": single, "times": times, "stack": stacks, "stack_times": stimes, "figs": figs}
+        log(
+            f"flat stack {j + 1}/{n_stacks}: "
+            + ", ".join(f"{k} F {stacks[k][-1]['field_simse']:.4f}" for k in stacks)
+        )
+    return {
+        "single": single,
+        "times": times,
+        "stack": stacks,
+        "stack_times": stimes,
+        "figs": figs,
+        "failures": failures,
+    }
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -215,13 +238,27 @@ def _figures(intr: dict, flat: dict) -> None:
     rows = []
     for sc, a, s in intr["figs"]:
         cells = [sc["image"], a, s, sc["albedo"], sc["shading"]]
-        rows.append(np.concatenate([np.pad(rgb(c), ((gap, gap), (gap, gap), (0, 0)), constant_values=1) for c in cells], 1))
+        rows.append(
+            np.concatenate(
+                [np.pad(rgb(c), ((gap, gap), (gap, gap), (0, 0)), constant_values=1) for c in cells], 1
+            )
+        )
     if rows:
         iio.imwrite(FIG_DIR / "join_intrinsic.png", (np.concatenate(rows, 0) * 255).astype(np.uint8))
     rows = []
     for case, corr, ff in flat["figs"]:
-        cells = [case["image"][0], corr.reshape(case["specimen"].shape)[0], ff, case["specimen"][0], case["field"]]
-        rows.append(np.concatenate([np.pad(rgb(c), ((gap, gap), (gap, gap), (0, 0)), constant_values=1) for c in cells], 1))
+        cells = [
+            case["image"][0],
+            corr.reshape(case["specimen"].shape)[0],
+            ff,
+            case["specimen"][0],
+            case["field"],
+        ]
+        rows.append(
+            np.concatenate(
+                [np.pad(rgb(c), ((gap, gap), (gap, gap), (0, 0)), constant_values=1) for c in cells], 1
+            )
+        )
     if rows:
         iio.imwrite(FIG_DIR / "join_flatfield.png", (np.concatenate(rows, 0) * 255).astype(np.uint8))
 
@@ -229,7 +266,9 @@ def _figures(intr: dict, flat: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=int, default=8, help="held-out intrinsic scenes")
-    ap.add_argument("--flat", type=int, default=4, help="held-out single flat-field images (half as many stacks)")
+    ap.add_argument(
+        "--flat", type=int, default=4, help="held-out single flat-field images (half as many stacks)"
+    )
     ap.add_argument("--stack", type=int, default=8, help="planes per flat-field stack")
     ap.add_argument("--size", type=int, default=256, help="flat-field image side")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 scenes, 1 flat image, few steps")
@@ -246,7 +285,12 @@ def main() -> None:
     intr = bench_intrinsic(args.scenes, intr_params, print)
     flat = bench_flat(args.flat, args.stack, args.size, flat_params, print)
     defaults = join.JoinParams()
-    names = {"join_s1": "JoIN stage 1", "join_s12": "JoIN stages 1 + 2", "retinex": "multi-scale Retinex", "blur": "blurred luminance"}
+    names = {
+        "join_s1": "JoIN stage 1",
+        "join_s12": "JoIN stages 1 + 2",
+        "retinex": "multi-scale Retinex",
+        "blur": "blurred luminance",
+    }
     t_rows = []
     for k, rows in intr["rows"].items():
         t_rows.append(
@@ -259,20 +303,49 @@ def main() -> None:
             + [f"{np.median(intr['times'][k]):.2f}"]
         )
     intr_table = markdown_table(
-        ["method", "albedo si-MSE", "albedo LMSE", "albedo SSIM", "shading si-MSE", "shading LMSE", "shading SSIM",
-         "reconstruction PSNR (dB)", "s / image"],
+        [
+            "method",
+            "albedo si-MSE",
+            "albedo LMSE",
+            "albedo SSIM",
+            "shading si-MSE",
+            "shading LMSE",
+            "shading SSIM",
+            "reconstruction PSNR (dB)",
+            "s / image",
+        ],
         t_rows,
     )
     fnames = {"join": "JoIN", "basicpy": "BaSiCPy", "blur": "blurred image"}
     f_rows = []
-    for kind, key, tkey in (("single image", "single", "times"), (f"stack of {args.stack}", "stack", "stack_times")):
+    for kind, key, tkey in (
+        ("single image", "single", "times"),
+        (f"stack of {args.stack}", "stack", "stack_times"),
+    ):
         for k, rows in flat[key].items():
+            if not rows:
+                f_rows.append([kind, fnames[k], f"fails: {flat['failures'].get(key, '?')}", "–", "–", "–"])
+                continue
             f_rows.append(
-                [kind, fnames[k], f"{_mean(rows, 'field_simse'):.5f}", f"{_mean(rows, 'corrected_psnr'):.2f}",
-                 f"{_mean(rows, 'uncorrected_psnr'):.2f}", f"{np.median(flat[tkey][k]):.1f}"]
+                [
+                    kind,
+                    fnames[k],
+                    f"{_mean(rows, 'field_simse'):.5f}",
+                    f"{_mean(rows, 'corrected_psnr'):.2f}",
+                    f"{_mean(rows, 'uncorrected_psnr'):.2f}",
+                    f"{np.median(flat[tkey][k]):.1f}",
+                ]
             )
     flat_table = markdown_table(
-        ["input", "method", "field si-MSE", "corrected PSNR (dB)", "uncorrected PSNR (dB)", "s / image or stack"], f_rows
+        [
+            "input",
+            "method",
+            "field si-MSE",
+            "corrected PSNR (dB)",
+            "uncorrected PSNR (dB)",
+            "s / image or stack",
+        ],
+        f_rows,
     )
     print(intr_table)
     print(flat_table)
@@ -283,10 +356,11 @@ def main() -> None:
         "quick": args.quick,
         "intrinsic": {k: {m: _mean(v, m) for m in v[0]} for k, v in intr["rows"].items()},
         "intrinsic_times": {k: float(np.median(v)) for k, v in intr["times"].items()},
-        "flat_single": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["single"].items()},
-        "flat_stack": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["stack"].items()},
-        "flat_times": {k: float(np.median(v)) for k, v in flat["times"].items()},
-        "stack_times": {k: float(np.median(v)) for k, v in flat["stack_times"].items()},
+        "flat_single": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["single"].items() if v},
+        "flat_stack": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["stack"].items() if v},
+        "flat_times": {k: float(np.median(v)) for k, v in flat["times"].items() if v},
+        "stack_times": {k: float(np.median(v)) for k, v in flat["stack_times"].items() if v},
+        "failures": flat["failures"],
         "params": {"intrinsic": intr_params, "flatfield": flat_params},
     }
     with RESULTS.open("a") as fh:

@@ -34,7 +34,9 @@ def _prior_sample(name: str, seed: int, psi: float = 0.6) -> np.ndarray:
 def test_intrinsic_composes_and_recomputes_the_albedo():
     m = forward_model("intrinsic")
     a, s = torch.rand(2, 3, 8, 8), torch.rand(2, 1, 8, 8) + 0.1
-    torch.testing.assert_close(m.compose({"albedo": a, "shading": s}, {}, torch.zeros(2, dtype=torch.long)), a * s)
+    torch.testing.assert_close(
+        m.compose({"albedo": a, "shading": s}, {}, torch.zeros(2, dtype=torch.long)), a * s
+    )
     img = (a * s)[0].numpy()
     out = m.full_resolution(img, {"shading": s[0].numpy()}, {})
     np.testing.assert_allclose(out["albedo"], a[0].numpy(), rtol=1e-5)
@@ -52,7 +54,10 @@ def test_intrinsic_composes_and_recomputes_the_albedo():
 def test_flatfield_composes_with_gain_and_dark_and_corrects_exactly():
     m = FlatField(darkfield="scalar")
     x, f = torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8) + 0.5
-    extra = {"log_gain": torch.log(torch.tensor([2.0, 1.0])), "dark": torch.tensor([0.1, 0.3]).view(2, 1, 1, 1)}
+    extra = {
+        "log_gain": torch.log(torch.tensor([2.0, 1.0])),
+        "dark": torch.tensor([0.1, 0.3]).view(2, 1, 1, 1),
+    }
     group = torch.tensor([0, 0, 1])
     out = m.compose({"specimen": x, "flatfield": f}, extra, group)
     torch.testing.assert_close(out[:2], 2 * f[:2] * x[:2] + 0.1)
@@ -112,7 +117,9 @@ def test_intrinsic_recovers_a_pair_of_the_priors_better_than_the_baselines():
     assert 10 * np.log10(1 / np.mean((rec - img) ** 2)) > 25
     np.testing.assert_allclose(res.layer("residual").data, img - rec, atol=1e-6)
     meta = res.metadata
-    assert meta["engine"] == "join" and meta["forward"] == "intrinsic" and len(meta["losses"]["restarts"]) == 2
+    assert (
+        meta["engine"] == "join" and meta["forward"] == "intrinsic" and len(meta["losses"]["restarts"]) == 2
+    )
     assert meta["priors_used"] == {"albedo": "albedo", "shading": "shading"}
 
 
@@ -165,7 +172,11 @@ def test_stack_shares_one_field_unless_per_plane():
 
 def test_large_planes_are_solved_downscaled_and_come_back_full_size():
     img = np.random.default_rng(1).random((300, 260)).astype(np.float32) + 0.1
-    res = drive(join.run(img, {**FAST, "forward": "flatfield", "steps": 2, "restarts": 1, "max_tiles": 4}, device="cpu"))
+    res = drive(
+        join.run(
+            img, {**FAST, "forward": "flatfield", "steps": 2, "restarts": 1, "max_tiles": 4}, device="cpu"
+        )
+    )
     assert res.metadata["tiles"] <= 4 and res.metadata["work_size"][0] < 300
     for name in ("corrected", "flatfield", "darkfield", "reconstruction", "residual", "unexplained"):
         assert res.layer(name).data.shape == img.shape
@@ -195,7 +206,10 @@ def test_cancel_stops_the_run():
     img = np.random.default_rng(0).random((64, 64)).astype(np.float32)
     calls = []
     with pytest.raises(Cancelled):
-        drive(join.run(img, {**FAST, "steps": 50}, device="cpu"), cancel=lambda: calls.append(1) or len(calls) > 2)
+        drive(
+            join.run(img, {**FAST, "steps": 50}, device="cpu"),
+            cancel=lambda: calls.append(1) or len(calls) > 2,
+        )
     assert len(calls) == 3
 
 
@@ -218,7 +232,11 @@ def test_projector_schedule():
         (np.zeros((64, 64, 4), np.float32), {}, "alpha"),
         (np.zeros((128, 128), np.float32), {"forward": "flatfield", "per_plane": True}, "single plane"),
         (np.zeros((64, 64), np.float32), {"priors": {"shading": "albedo"}}, "grey"),
-        (np.zeros((128, 128), np.float32), {"forward": "flatfield", "priors": {"specimen": "albedo"}}, "grey prior"),
+        (
+            np.zeros((128, 128), np.float32),
+            {"forward": "flatfield", "priors": {"specimen": "albedo"}},
+            "grey prior",
+        ),
         (np.zeros((64, 64), np.float32), {"priors": {"albedo": "no-such-prior"}}, "neither a bundled prior"),
         (np.zeros((64, 64), np.float32), {"priors": {"specimen": "nuclei"}}, "no component"),
         (np.zeros((64, 64), np.float32), {"restarts": 0}, "restarts"),
@@ -254,7 +272,9 @@ def test_stage_two_needs_discriminators_or_says_so(tmp_path):
     params = {**FAST, "finetune_steps": 2, "priors": {"shading": str(path)}}
     with pytest.raises(InputError, match="train disc"):
         join.run(np.zeros((64, 64), np.float32), params, device="cpu")
-    res = drive(join.run(np.full((64, 64), 0.5, np.float32), {**params, "steps": 2, "adversarial": 0.0}, device="cpu"))
+    res = drive(
+        join.run(np.full((64, 64), 0.5, np.float32), {**params, "steps": 2, "adversarial": 0.0}, device="cpu")
+    )
     assert res.metadata["losses"]["stage2"] is not None
 
 
@@ -285,12 +305,28 @@ def test_cli_join_writes_the_components(tmp_path):
     src = tmp_path / "stack.tif"
     tifffile.imwrite(src, img)
     out = tmp_path / "out"
-    args = ["join", str(src), "-o", str(out), "--forward", "flatfield", "--steps", "2", "--finetune-steps", "0"]
+    args = [
+        "join",
+        str(src),
+        "-o",
+        str(out),
+        "--forward",
+        "flatfield",
+        "--steps",
+        "2",
+        "--finetune-steps",
+        "0",
+    ]
     assert main([*args, "--restarts", "1", "--quiet"]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {
-        "corrected.tif", "flatfield.tif", "darkfield.tif", "reconstruction.tif", "residual.tif",
-        "unexplained.tif", "join.json",
+        "corrected.tif",
+        "flatfield.tif",
+        "darkfield.tif",
+        "reconstruction.tif",
+        "residual.tif",
+        "unexplained.tif",
+        "join.json",
     }
     assert tifffile.imread(out / "corrected.tif").shape == img.shape
     assert tifffile.imread(out / "flatfield.tif").shape == (128, 128)  # one shared field

@@ -17,10 +17,19 @@ def test_manifest_validates_and_points_to_real_callables():
     pm = PluginManifest.from_file(MANIFEST)  # raises on an invalid manifest
     assert pm.name == "napari-genprior"
     widgets = {w.display_name for w in pm.contributions.widgets}
-    assert {"Deep Image Prior", "Invertible Rescaling", "Decompose (JoIN)", "Flat-field correction (JoIN)"} <= widgets
+    assert {
+        "Deep Image Prior",
+        "Invertible Rescaling",
+        "Decompose (JoIN)",
+        "Flat-field correction (JoIN)",
+    } <= widgets
     menu = pm.contributions.menus["napari/layers/filter"]
     in_filter = {item.command for item in menu}
-    assert {"napari-genprior.dip_widget", "napari-genprior.join_widget", "napari-genprior.flatfield_widget"} <= in_filter
+    assert {
+        "napari-genprior.dip_widget",
+        "napari-genprior.join_widget",
+        "napari-genprior.flatfield_widget",
+    } <= in_filter
     transform = pm.contributions.menus["napari/layers/transform"]
     assert any(item.command == "napari-genprior.irn_widget" for item in transform)
     keys = {s.key for s in pm.contributions.sample_data}

@@ -295,11 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     jo.add_argument("input", type=Path, help="input image or stack (.tif, .png, .jpg)")
     jo.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
-    jo.add_argument("--forward", choices=("intrinsic", "flatfield"), default="intrinsic", help="forward model")
+    jo.add_argument(
+        "--forward", choices=("intrinsic", "flatfield"), default="intrinsic", help="forward model"
+    )
     jdef = join_defaults()
     jo.add_argument("--steps", type=int, default=jdef.steps, help="stage-1 steps (joint latent optimisation)")
     jo.add_argument(
-        "--finetune-steps", type=int, default=jdef.finetune_steps, help="stage-2 steps (generator fine-tuning; 0: off)"
+        "--finetune-steps",
+        type=int,
+        default=jdef.finetune_steps,
+        help="stage-2 steps (generator fine-tuning; 0: off)",
     )
     jo.add_argument("--restarts", type=int, default=jdef.restarts, help="random restarts (the best is kept)")
     jo.add_argument(
@@ -311,12 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
         "prior or a checkpoint of `train gan`",
     )
     jo.add_argument(
-        "--per-plane", action="store_true", help="flatfield stacks: one field per plane instead of one shared field"
+        "--per-plane",
+        action="store_true",
+        help="flatfield stacks: one field per plane instead of one shared field",
     )
     jo.add_argument(
-        "--darkfield", choices=("scalar", "field", "none"), default="scalar", help="flatfield: the dark offset's form"
+        "--darkfield",
+        choices=("scalar", "field", "none"),
+        default="scalar",
+        help="flatfield: the dark offset's form",
     )
-    jo.add_argument("--gamma", type=float, default=1.0, help="intrinsic: linearise I^gamma first (2.2 for sRGB photos)")
+    jo.add_argument(
+        "--gamma", type=float, default=1.0, help="intrinsic: linearise I^gamma first (2.2 for sRGB photos)"
+    )
     jo.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     jo.add_argument("--device", default="auto", help=_DEVICE_HELP)
     jo.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -450,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--data", default=None, help="the prior's domain (default: from its bundle) or a folder")
     td.add_argument("--out", type=Path, required=True, help="checkpoint (.pt); resumes if it exists")
     td.add_argument(
-        "--export", action="store_true", help="when done, add the discriminator (float16) to the prior's bundle"
+        "--export",
+        action="store_true",
+        help="when done, add the discriminator (float16) to the prior's bundle",
     )
     td.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
 

@@ -53,17 +53,32 @@ class JoinWidget(RunControls, Container):
         names = bundled_priors()
         self.prior_boxes = [ComboBox(label=f"prior {i + 1}", choices=names) for i in range(2)]
         self.prior_files = [
-            FileEdit(label="  or file", mode="r", filter="*.pt *.pth", value="", tooltip="a checkpoint of "
-                     "`napari-genprior train gan` or a stylegan2-pytorch generator; overrides the choice above")
+            FileEdit(
+                label="  or file",
+                mode="r",
+                filter="*.pt *.pth",
+                value="",
+                tooltip="a checkpoint of "
+                "`napari-genprior train gan` or a stylegan2-pytorch generator; overrides the choice above",
+            )
             for _ in range(2)
         ]
         self.steps = SpinBox(label="stage-1 steps", min=1, max=100_000, value=d.steps)
         self.finetune = SpinBox(
-            label="fine-tune steps", min=0, max=100_000, value=d.finetune_steps, tooltip="stage 2; 0 turns it off"
+            label="fine-tune steps",
+            min=0,
+            max=100_000,
+            value=d.finetune_steps,
+            tooltip="stage 2; 0 turns it off",
         )
         self.restarts = SpinBox(label="restarts", min=1, max=16, value=d.restarts)
         self.gamma = FloatSpinBox(
-            label="gamma", min=0.1, max=5.0, step=0.1, value=d.gamma, tooltip="1: linear data; 2.2: sRGB photographs"
+            label="gamma",
+            min=0.1,
+            max=5.0,
+            step=0.1,
+            value=d.gamma,
+            tooltip="1: linear data; 2.2: sRGB photographs",
         )
         self.darkfield = ComboBox(label="dark-field", choices=["scalar", "field", "none"], value=d.darkfield)
         self.per_plane = CheckBox(label="per-plane field", value=False, tooltip="stacks: one field per plane")

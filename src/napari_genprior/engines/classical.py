@@ -38,7 +38,9 @@ def retinex_shading(image: np.ndarray, eps: float = 1e-3) -> tuple[np.ndarray, n
     return alb.astype(np.float32), s.astype(np.float32)
 
 
-def blur_shading(image: np.ndarray, sigma: float | None = None, eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+def blur_shading(
+    image: np.ndarray, sigma: float | None = None, eps: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
     """``(albedo, shading)`` with the shading the luminance blurred by ``sigma`` (default: 1/16 of
     the image side)."""
     lum = _luminance(image)

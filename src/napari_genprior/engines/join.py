@@ -44,7 +44,9 @@ from .tiling import Tile, TileBlender
 
 __all__ = ["DISTANCES", "JoinParams", "laplacian_distance", "load_component_prior", "run", "unexplained_mask"]
 
-DISTANCES = ("mse+lap", "mse")
+DISTANCES = ("l1+lap", "mse+lap", "mse")
+#: latent spaces: W+ (one latent per layer), W (one for all layers), or each component's own default
+LATENTS = ("auto", "w+", "w")
 #: truncation of the restarts' starting latents (the JoIN code's ψ for w̄)
 RESTART_PSI = 0.7
 #: restarts run side by side for this fraction of the stage-1 steps; the best continues
@@ -63,7 +65,7 @@ class JoinParams:
     - ``steps``: stage-1 steps; ``finetune_steps``: stage-2 steps (0: stage 2 off); ``restarts``.
     - ``lr`` (stage 1, Adam on the latents, with the projector's ramp), ``finetune_lr`` (stage 2).
     - ``distance``: ``mse+lap`` (pixel MSE + Laplacian-pyramid L1) or ``mse``.
-    - ``in_domain``: weight of ‖w − w̄‖²; ``adversarial``: weight of each discriminator term in
+    - ``in_domain``: weight of ‖w − w̄‖² (``None``: the forward model's measured default); ``adversarial``: weight of each discriminator term in
       stage 2 (0: plain fine-tuning); ``support``: support latents per prior in stage 2.
     - ``gamma``: intrinsic only, I_lin = I^gamma (2.2 for sRGB photographs, 1 for linear data).
     - ``darkfield``: flat-field only, ``scalar`` | ``field`` | ``none``.
@@ -79,10 +81,10 @@ class JoinParams:
     restarts: int = 3
     lr: float = 0.1
     finetune_lr: float = 3e-4
-    distance: str = "mse+lap"
-    latent: str = "w+"
+    distance: str = "l1+lap"
+    latent: str = "auto"
     probe: float = 0.2
-    in_domain: float = 1e-3
+    in_domain: float | None = None
     adversarial: float = 1e-3
     support: int = 4
     gamma: float = 1.0
@@ -99,7 +101,9 @@ class JoinParams:
 
     def validate(self) -> None:
         if self.forward not in FORWARD_MODELS:
-            raise InputError(f"unknown forward model {self.forward!r}: choose one of {', '.join(FORWARD_MODELS)}")
+            raise InputError(
+                f"unknown forward model {self.forward!r}: choose one of {', '.join(FORWARD_MODELS)}"
+            )
         comps = {c.name for c in FORWARD_MODELS[self.forward].components}
         unknown = set(self.priors or {}) - comps
         if unknown:
@@ -111,15 +115,25 @@ class JoinParams:
             raise InputError("steps must be >= 1 and finetune_steps >= 0 (0 turns stage 2 off)")
         if not 1 <= int(self.restarts) <= 16:
             raise InputError(f"restarts must be 1–16, not {self.restarts}")
+        if self.latent not in LATENTS:
+            raise InputError(f"latent must be one of {', '.join(LATENTS)}, not {self.latent!r}")
+        if not 0 < self.probe <= 1:
+            raise InputError("probe must be in (0, 1]: the fraction of stage 1 that all restarts run")
         if self.distance not in DISTANCES:
             raise InputError(f"distance must be one of {', '.join(DISTANCES)}, not {self.distance!r}")
         for name in ("lr", "finetune_lr"):
             if not getattr(self, name) > 0:
                 raise InputError(f"{name} must be > 0")
-        if self.in_domain < 0 or self.adversarial < 0 or int(self.support) < 0:
+        if (
+            (self.in_domain is not None and self.in_domain < 0)
+            or self.adversarial < 0
+            or int(self.support) < 0
+        ):
             raise InputError("in_domain, adversarial and support must be >= 0")
         if not (self.gamma > 0 and math.isfinite(self.gamma)):
-            raise InputError(f"gamma must be a positive number (2.2 for sRGB, 1 for linear data), not {self.gamma}")
+            raise InputError(
+                f"gamma must be a positive number (2.2 for sRGB, 1 for linear data), not {self.gamma}"
+            )
         if self.darkfield not in ("scalar", "field", "none"):
             raise InputError(f"darkfield must be scalar, field or none, not {self.darkfield!r}")
         if int(self.max_tiles) < 1:
@@ -167,7 +181,9 @@ def load_component_prior(name_or_path: str, component: str) -> tuple[Generator, 
             disc = build_discriminator(ck["discriminator_config"])
             disc.load_state_dict({k: v.float() for k, v in ck["discriminator"].items()})
             disc.eval().requires_grad_(False)
-        elif isinstance(ck, dict) and isinstance(ck.get("d"), dict) and "config" in ck:  # a train gan checkpoint
+        elif (
+            isinstance(ck, dict) and isinstance(ck.get("d"), dict) and "config" in ck
+        ):  # a train gan checkpoint
             from ..train.gan import GanConfig, build_models
 
             cfg = GanConfig(**{k: v for k, v in ck["config"].items() if k in GanConfig.__dataclass_fields__})
@@ -180,7 +196,9 @@ def load_component_prior(name_or_path: str, component: str) -> tuple[Generator, 
 
 
 def _has_noise(gen: Generator) -> bool:
-    return any(float(m.weight.detach().abs().max()) > 0 for m in gen.modules() if isinstance(m, NoiseInjection))
+    return any(
+        float(m.weight.detach().abs().max()) > 0 for m in gen.modules() if isinstance(m, NoiseInjection)
+    )
 
 
 @torch.no_grad()
@@ -216,6 +234,8 @@ def laplacian_distance(a: torch.Tensor, b: torch.Tensor, levels: int = 4) -> tor
 
 
 def _distance(recon: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "l1+lap":
+        return 0.1 * (recon - target).abs().mean((1, 2, 3)) + 0.1 * laplacian_distance(recon, target)
     mse = (recon - target).square().mean((1, 2, 3))
     return mse + 0.1 * laplacian_distance(recon, target) if kind == "mse+lap" else mse
 
@@ -233,7 +253,11 @@ def _noise_reg(noises: list[torch.Tensor]) -> torch.Tensor:
     reg = torch.zeros(())
     for n in noises:
         while True:
-            reg = reg + (n * torch.roll(n, 1, dims=3)).mean().square() + (n * torch.roll(n, 1, dims=2)).mean().square()
+            reg = (
+                reg
+                + (n * torch.roll(n, 1, dims=3)).mean().square()
+                + (n * torch.roll(n, 1, dims=2)).mean().square()
+            )
             if n.shape[-1] <= 8:
                 break
             n = F.avg_pool2d(n, 2)
@@ -266,7 +290,9 @@ def _tiles(h: int, w: int, t: int) -> list[Tile]:
         return sorted({int(round(v)) for v in np.linspace(0, n - t, k)}) if k > 1 else [0]
 
     return [
-        Tile(slice(y, y + t), slice(x, x + t), np.ones((t, t), np.float32)) for y in starts(h) for x in starts(w)
+        Tile(slice(y, y + t), slice(x, x + t), np.ones((t, t), np.float32))
+        for y in starts(h)
+        for x in starts(w)
     ]
 
 
@@ -339,7 +365,9 @@ def run(
                 f"flat-field correction works on one channel; this image has {c}: split the channels "
                 "(each channel has its own illumination) and correct them one by one"
             )
-        raise InputError(f"the intrinsic model takes grey or RGB images, not {c} channels: drop the alpha channel")
+        raise InputError(
+            f"the intrinsic model takes grey or RGB images, not {c} channels: drop the alpha channel"
+        )
     if p.per_plane and layout.n_planes < 2:
         raise InputError(
             "per_plane asks for one field per plane, but this image has a single plane: turn per_plane off "
@@ -433,12 +461,15 @@ def _execute(
         z = torch.from_numpy(gen_rng.standard_normal((r_all * counts[k], g.style_dim))).float().to(dev)
         with torch.no_grad():
             wz = w0 + RESTART_PSI * (g.mapping(z) - w0)
-        wz = wz.view(r_all, counts[k], 1, -1).repeat(1, 1, g.n_latent if p.latent == "w+" else 1, 1)
+        space = p.latent if p.latent != "auto" else s.comp.latent
+        wz = wz.view(r_all, counts[k], 1, -1).repeat(1, 1, g.n_latent if space == "w+" else 1, 1)
         wz[0] = w0  # restart 0: the mean latent, as in the JoIN code
         lat[k] = wz.clone().requires_grad_(True)
         w_means[k] = w0
     extra0 = model.init_extra(n_groups, work)
-    extra = {k: v[None].repeat(r_all, *([1] * v.ndim)).to(dev).requires_grad_(True) for k, v in extra0.items()}
+    extra = {
+        k: v[None].repeat(r_all, *([1] * v.ndim)).to(dev).requires_grad_(True) for k, v in extra0.items()
+    }
     noises: dict[str, list[torch.Tensor]] = {}
     for k, s in slots.items():
         if s.noise:
@@ -472,7 +503,7 @@ def _execute(
 
     def preview(recon: torch.Tensor) -> np.ndarray:
         blend = TileBlender((c, wh, ww))
-        for j, (i, t) in enumerate(tiles[: len(plan)]):
+        for j, (_i, t) in enumerate(tiles[: len(plan)]):
             blend.add(t, recon[j].detach().float().cpu().numpy())
         up = _resize(torch.from_numpy(blend.result())[None], (hy, hx))[0].numpy()
         if model.name == "intrinsic" and p.gamma != 1:
@@ -488,6 +519,7 @@ def _execute(
     restart_losses: list[float] = []
     target_r = target.repeat(r, 1, 1, 1)
     rec_loss = torch.zeros(r)
+    in_domain = model.in_domain if p.in_domain is None else float(p.in_domain)
     for step in range(1, int(p.steps) + 1):
         _check(cancel)
         for group_ in opt.param_groups:
@@ -495,9 +527,9 @@ def _execute(
         recon, _, _ = decode(gens, lat, extra, r)
         rec_loss = _distance(recon, target_r, p.distance).view(r, n_tiles).sum(1)
         loss = rec_loss.sum()
-        if p.in_domain > 0:
+        if in_domain > 0:
             for k in slots:
-                loss = loss + p.in_domain * (lat[k] - w_means[k]).square().mean((1, 2, 3)).sum()
+                loss = loss + in_domain * (lat[k] - w_means[k]).square().mean((1, 2, 3)).sum()
         for v in noises.values():
             loss = loss + 1e5 * _noise_reg(v)
         opt.zero_grad(set_to_none=True)
@@ -518,7 +550,9 @@ def _execute(
             step,
             total,
             float(rec_loss.detach().min()) / n_tiles,
-            preview(recon[: n_tiles] if r == 1 else recon.view(-1, n_tiles, *recon.shape[1:])[0]) if show else None,
+            preview(recon[:n_tiles] if r == 1 else recon.view(-1, n_tiles, *recon.shape[1:])[0])
+            if show
+            else None,
             "stage 1: latents" + (f" · {r} restarts" if r > 1 else ""),
             loss_label="distance",
         )
@@ -532,15 +566,35 @@ def _execute(
     noises = {k: [t_.detach() for t_ in v] for k, v in noises.items()}
     stage2 = None
     if p.finetune_steps > 0:
-        gens = yield from _finetune(p, slots, gens, lat, decode, extra, target, n_tiles, total, dev, cancel, preview)
+        gens = yield from _finetune(
+            p, model, slots, gens, lat, decode, extra, target, n_tiles, total, dev, cancel, preview
+        )
         with torch.no_grad():
             recon, _, _ = decode(gens, lat, extra, 1)
             stage2 = float(_distance(recon, target, p.distance).sum()) / n_tiles
     with torch.no_grad():
         recon, parts, raw = decode(gens, lat, extra, 1)
     return _assemble(
-        arr, p, model, layout, slots, gens, lat, extra, recon, raw, tiles, plan, groups, (wh, ww), top,
-        lin_full, {"stage1": stage1, "stage2": stage2, "restarts": restart_losses}, warnings, dev, t0,
+        arr,
+        p,
+        model,
+        layout,
+        slots,
+        gens,
+        lat,
+        extra,
+        recon,
+        raw,
+        tiles,
+        plan,
+        groups,
+        (wh, ww),
+        top,
+        lin_full,
+        {"stage1": stage1, "stage2": stage2, "restarts": restart_losses},
+        warnings,
+        dev,
+        t0,
     )
 
 
@@ -568,12 +622,16 @@ def _keep_restart(opt, lat, extra, noises, best, r):
     return lat2, ex2, nz2, opt2
 
 
-def _finetune(p, slots, gens, lat, decode, extra, target, n_tiles, total, dev, cancel, preview):
+def _finetune(p, model, slots, gens, lat, decode, extra, target, n_tiles, total, dev, cancel, preview):
     """Stage 2: fine-tune copies of the generators' synthesis weights around the frozen pivots."""
-    tuned = {k: copy.deepcopy(g) for k, g in gens.items()}
+    tuned = {
+        k: copy.deepcopy(g) if model.finetune_smooth or not slots[k].comp.smooth else g
+        for k, g in gens.items()
+    }
+    tuned_keys = [k for k in tuned if model.finetune_smooth or not slots[k].comp.smooth]
     params_ = []
-    for g in tuned.values():
-        for name, t in g.named_parameters():
+    for k in tuned_keys:
+        for name, t in tuned[k].named_parameters():
             t.requires_grad_(not name.startswith("style."))  # the mapping network stays the prior's
             if t.requires_grad:
                 params_.append(t)
@@ -585,8 +643,8 @@ def _finetune(p, slots, gens, lat, decode, extra, target, n_tiles, total, dev, c
         rec = _distance(recon, target, p.distance).sum()
         loss = rec
         if p.adversarial > 0:
-            for k, s in slots.items():
-                g = tuned[k]
+            for k in tuned_keys:
+                s, g = slots[k], tuned[k]
                 piv = lat[k].reshape(-1, *lat[k].shape[2:])
                 piv = piv.expand(-1, g.n_latent, -1) if piv.shape[1] == 1 else piv
                 adv = F.softplus(-s.disc(raw[k])).mean()
@@ -610,14 +668,32 @@ def _finetune(p, slots, gens, lat, decode, extra, target, n_tiles, total, dev, c
             "stage 2: fine-tuning",
             loss_label="distance",
         )
-    for g in tuned.values():
-        g.requires_grad_(False).eval()
+    for k in tuned_keys:
+        tuned[k].requires_grad_(False).eval()
     return tuned
 
 
 def _assemble(
-    arr, p, model, layout, slots, gens, lat, extra, recon, raw, tiles, plan, groups, work_hw, top, lin_full,
-    losses, warnings, dev, t0,
+    arr,
+    p,
+    model,
+    layout,
+    slots,
+    gens,
+    lat,
+    extra,
+    recon,
+    raw,
+    tiles,
+    plan,
+    groups,
+    work_hw,
+    top,
+    lin_full,
+    losses,
+    warnings,
+    dev,
+    t0,
 ) -> Result:
     """Bring the solution to full resolution and build the output layers."""
     n, c, hy, hx = lin_full.shape
@@ -652,36 +728,56 @@ def _assemble(
     shared = model.name == "flatfield" and n_groups == 1 and n > 1
     layers: list[OutputLayer] = []
 
-    def put(name: str, planes_: list[np.ndarray], scale_units: bool, grey: bool, kwargs: dict[str, Any]) -> None:
+    def put(
+        name: str, planes_: list[np.ndarray], scale_units: bool, grey: bool, kwargs: dict[str, Any]
+    ) -> None:
         a = np.stack(planes_).astype(np.float32)  # (N, C', H, W)
         if scale_units:
             a = a * np.float32(top)
         if grey or a.shape[1] == 1:
             a = a[:, :1]
-            out = a.reshape(*layout.lead_shape, hy, hx)
+            out = a.reshape(*layout.lead_shape, hy, hx) if a.shape[0] == n else a.reshape(hy, hx)
         else:
             out = layout.from_planes(a)
         layers.append(OutputLayer(np.ascontiguousarray(out, np.float32), name, "image", 1.0, kwargs))
 
     if model.name == "intrinsic":
         put("albedo", outs["albedo"], False, False, {"contrast_limits": [0.0, 1.0]})
-        put("shading", outs["shading"], False, True, {"colormap": "gray", "contrast_limits": [0.0, 1.0], "rgb": False})
+        put(
+            "shading",
+            outs["shading"],
+            False,
+            True,
+            {"colormap": "gray", "contrast_limits": [0.0, 1.0], "rgb": False},
+        )
     else:
         put("corrected", outs["corrected"], True, True, {})
         ff = outs["flatfield"][:1] if shared else outs["flatfield"]
         df = outs["darkfield"][:1] if shared else outs["darkfield"]
         lo_, hi_ = float(np.min(ff)), float(np.max(ff))
-        put("flatfield", ff, False, True, {"colormap": "inferno", "contrast_limits": [lo_, max(hi_, lo_ + 1e-3)], "rgb": False})
+        put(
+            "flatfield",
+            ff,
+            False,
+            True,
+            {"colormap": "inferno", "contrast_limits": [lo_, max(hi_, lo_ + 1e-3)], "rgb": False},
+        )
         if shared:
             layers[-1].data = layers[-1].data.reshape(hy, hx)
         put("darkfield", df, True, True, {"colormap": "gray", "rgb": False})
         if shared:
             layers[-1].data = layers[-1].data.reshape(hy, hx)
-    rec = np.clip(rec_full, 0, None) ** (1 / p.gamma) if model.name == "intrinsic" and p.gamma != 1 else rec_full
+    rec = (
+        np.clip(rec_full, 0, None) ** (1 / p.gamma)
+        if model.name == "intrinsic" and p.gamma != 1
+        else rec_full
+    )
     rec_img = layout.from_planes((rec * top).astype(np.float32))
     residual = (np.asarray(arr, np.float32) - rec_img).astype(np.float32)
     layers.append(OutputLayer(rec_img.astype(np.float32), "reconstruction", "image", 1.0, {}))
-    layers.append(OutputLayer(residual, "residual", "image", 1.0, {"colormap": "twilight_shifted", "rgb": False}))
+    layers.append(
+        OutputLayer(residual, "residual", "image", 1.0, {"colormap": "twilight_shifted", "rgb": False})
+    )
     res_planes = layout.to_planes(residual)  # (N, C, H, W)
     res_mag = np.abs(res_planes).max(1).reshape(*layout.lead_shape, hy, hx)
     sat = None

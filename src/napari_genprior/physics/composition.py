@@ -30,13 +30,16 @@ class Component:
     ``prior``: the bundled prior it uses by default. ``smooth``: a field over the whole plane
     (brought to full resolution by resizing), else a local image (recomputed at full resolution
     from the input and the smooth fields). ``floor``: the smallest value it may take (a component
-    that others are divided by must stay away from 0).
+    that others are divided by must stay away from 0). ``latent``: the latent space the solver
+    optimises by default, ``"w+"`` (one latent per layer: more expressive) or ``"w"`` (one for all
+    layers: stays closer to the prior's samples); chosen per model by measurement (docs/join.md).
     """
 
     name: str
     prior: str
     smooth: bool
     floor: float = 0.0
+    latent: str = "w+"
 
 
 class ForwardModel:
@@ -49,6 +52,10 @@ class ForwardModel:
     outputs: ClassVar[tuple[str, ...]] = ()
     #: how many image channels the model accepts: 1, 3 or both
     image_channels: ClassVar[tuple[int, ...]] = (1, 3)
+    #: default weight of the in-domain penalty ‖w − w̄‖² (measured per model, docs/join.md)
+    in_domain: ClassVar[float] = 0.03
+    #: whether stage 2 fine-tunes the smooth fields' generators too (else they stay the prior's)
+    finetune_smooth: ClassVar[bool] = True
 
     def __init__(self, **options: object) -> None:
         if options:
@@ -129,11 +136,13 @@ class FlatField(ForwardModel):
 
     name = "flatfield"
     components = (
-        Component("specimen", "nuclei", smooth=False),
-        Component("flatfield", "illumination", smooth=True, floor=0.02),
+        Component("specimen", "nuclei", smooth=False, latent="w"),
+        Component("flatfield", "illumination", smooth=True, floor=0.02, latent="w"),
     )
     outputs = ("corrected", "flatfield", "darkfield")
     image_channels = (1,)
+    in_domain = 0.3
+    finetune_smooth = False
     DARKFIELDS = ("scalar", "field", "none")
 
     def __init__(self, darkfield: str = "scalar") -> None:

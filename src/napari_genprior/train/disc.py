@@ -85,7 +85,9 @@ def train_discriminator(
     gen.requires_grad_(False)
     data = data or str(bcfg.get("data", ""))
     if data not in DOMAINS and not Path(data).is_dir():
-        raise ValueError(f"say which images the prior was trained on: --data DOMAIN or a folder (not {data!r})")
+        raise ValueError(
+            f"say which images the prior was trained on: --data DOMAIN or a folder (not {data!r})"
+        )
     size = gen.size
     folder = None if data in DOMAINS else _load_folder(Path(data), size)
     dcfg = discriminator_config({**bcfg, "size": size}, gen.image_channels)
@@ -107,7 +109,9 @@ def train_discriminator(
 
     def save() -> None:
         tmp = out.with_suffix(".tmp")
-        torch.save({"d": d.state_dict(), "opt": opt.state_dict(), "config": dcfg, "step": step, "wall_s": wall}, tmp)
+        torch.save(
+            {"d": d.state_dict(), "opt": opt.state_dict(), "config": dcfg, "step": step, "wall_s": wall}, tmp
+        )
         tmp.replace(out)
 
     while step < steps:
@@ -155,7 +159,9 @@ def _held_out_scores(gen: Any, d: Discriminator, data: str, n: int = 128) -> dic
     }
 
 
-def export_discriminator(prior: str | Path, d: Discriminator, info: dict[str, Any], command: str = "") -> Path:
+def export_discriminator(
+    prior: str | Path, d: Discriminator, info: dict[str, Any], command: str = ""
+) -> Path:
     """Add ``d`` (float16) to the prior's bundle (``discriminator``, ``discriminator_config``) and a
     ``discriminator`` section to its card. The generator's tensors are left as they are."""
     from ..engines.prior import load_prior
