@@ -83,7 +83,7 @@ class JoinParams:
     finetune_lr: float = 3e-4
     distance: str = "l1+lap"
     latent: str = "auto"
-    probe: float = 0.2
+    probe: float = PROBE_FRACTION
     in_domain: float | None = None
     adversarial: float = 1e-3
     support: int = 4
@@ -569,11 +569,10 @@ def _execute(
         gens = yield from _finetune(
             p, model, slots, gens, lat, decode, extra, target, n_tiles, total, dev, cancel, preview
         )
-        with torch.no_grad():
-            recon, _, _ = decode(gens, lat, extra, 1)
-            stage2 = float(_distance(recon, target, p.distance).sum()) / n_tiles
     with torch.no_grad():
-        recon, parts, raw = decode(gens, lat, extra, 1)
+        recon, _, raw = decode(gens, lat, extra, 1)
+        if p.finetune_steps > 0:
+            stage2 = float(_distance(recon, target, p.distance).sum()) / n_tiles
     return _assemble(
         arr,
         p,
