@@ -188,7 +188,7 @@ def bench_flat(n: int, stack: int, size: int, params: dict, log) -> dict:
         single["blur"].append(_flat_metrics(corr, ff, case))
         log(
             f"flat single {i + 1}/{n}: "
-            + ", ".join(f"{k} F {single[k][-1]['field_simse']:.4f}" for k in single)
+            + ", ".join(f"{k} F {single[k][-1]['field_simse']:.4f}" for k in single if single[k])
         )
     stacks: dict[str, list[dict]] = {k: [] for k in single}
     stimes: dict[str, list[float]] = {k: [] for k in single}
@@ -210,7 +210,7 @@ def bench_flat(n: int, stack: int, size: int, params: dict, log) -> dict:
         stacks["blur"].append(_flat_metrics(corr, ff, case))
         log(
             f"flat stack {j + 1}/{n_stacks}: "
-            + ", ".join(f"{k} F {stacks[k][-1]['field_simse']:.4f}" for k in stacks)
+            + ", ".join(f"{k} F {stacks[k][-1]['field_simse']:.4f}" for k in stacks if stacks[k])
         )
     return {
         "single": single,

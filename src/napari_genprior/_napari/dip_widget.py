@@ -13,7 +13,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from ..engines import dip
 from ..engines.base import DEVICES, InputError
-from .runner import EngineRunner, RunControls, status_label
+from .runner import EngineRunner, ImageChoices, RunControls, image_layer, status_label
 
 __all__ = ["DipWidget", "dip_inputs"]
 
@@ -82,17 +82,11 @@ def dip_inputs(
     **params: Any,
 ) -> DipInputs:
     """Check the widget's choices and turn layers into engine inputs. Raises :class:`InputError`."""
-    if image is None:
-        raise InputError("no image selected: open an image (File ▸ Open, or File ▸ Open Sample)")
-    if isinstance(image, Labels):
-        raise InputError(f"{image.name!r} is a Labels layer: choose an Image layer to restore")
-    if not isinstance(image, Image):
-        raise InputError(f"{getattr(image, 'name', image)!r} is not an Image layer: choose an Image layer")
-    if image.multiscale:
-        raise InputError(
-            f"{image.name!r} is a multiscale (pyramid) layer: DIP restores one resolution; "
-            "add the level you want as its own layer, e.g. viewer.add_image(layer.data[1])"
-        )
+    image = image_layer(
+        image,
+        "DIP restores one resolution; add the level you want as its own layer, e.g. "
+        "viewer.add_image(layer.data[1])",
+    )
     data = np.asarray(image.data)
     if image.rgb:
         channel_axis: int | None = -1
@@ -113,7 +107,7 @@ def dip_inputs(
     return DipInputs(data, m, {"task": task, "channel_axis": channel_axis, **params})
 
 
-class DipWidget(RunControls, Container):
+class DipWidget(RunControls, ImageChoices, Container):
     """Deep Image Prior: denoise, inpaint or super-resolve the selected image layer."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -204,29 +198,17 @@ class DipWidget(RunControls, Container):
             w.changed.connect(self._update_iterations_text)
         self.image.changed.connect(self._on_image)
         self.run_button.changed.connect(self._on_button)
-        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(self._refresh_choices)
         self._update_visibility()
-        self._refresh_choices()
+        self._watch_layers()
 
     # -- choices ---------------------------------------------------------------------------------
-
-    def _image_choices(self, _w: Any = None) -> list[tuple[str, Image]]:
-        return [
-            (lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image) and not self._is_ours(lay)
-        ]
 
     def _mask_choices(self, _w: Any = None) -> list[tuple[str, Labels | Shapes]]:
         return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Labels | Shapes)]
 
-    def _is_ours(self, layer: Image) -> bool:
-        return layer is self.runner._preview
-
     def _refresh_choices(self, _event: Any = None) -> None:
-        self.image.reset_choices()
         self.mask.reset_choices()
-        if self.image.value is None and self.image.choices:
-            self.image.value = self.image.choices[-1]
+        super()._refresh_choices()
 
     def _on_image(self, _v: Any = None) -> None:
         """Pick the noise model that fits the newly selected image (the user can still change it)."""

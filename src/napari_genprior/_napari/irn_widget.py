@@ -7,13 +7,12 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
-from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_warning
 
 from ..engines import irn
 from ..engines.base import DEVICES, InputError
 from ..models import card, weights_path
-from .runner import EngineRunner, RunControls, status_label
+from .runner import EngineRunner, ImageChoices, RunControls, image_layer, status_label
 
 __all__ = ["IrnWidget", "irn_inputs"]
 
@@ -29,12 +28,7 @@ def irn_inputs(layer: Any, mode: str, **params: Any) -> tuple[np.ndarray, dict[s
     For ``up``, the value range and full-resolution shape that ``down`` stored in the layer's
     metadata (``irn``) are passed on, and the scale must match the one ``down`` used.
     """
-    if layer is None:
-        raise InputError("no image selected: open an image (File ▸ Open, or File ▸ Open Sample)")
-    if isinstance(layer, Labels) or not isinstance(layer, Image):
-        raise InputError(f"{getattr(layer, 'name', layer)!r} is not an Image layer: choose an Image layer")
-    if layer.multiscale:
-        raise InputError(f"{layer.name!r} is a multiscale layer: add the level you want as its own layer")
+    layer = image_layer(layer)
     p: dict[str, Any] = {"mode": mode, "channel_axis": -1 if layer.rgb else None, **params}
     if mode == "up":
         spatial = np.shape(layer.data)[-3:-1] if layer.rgb else np.shape(layer.data)[-2:]
@@ -55,7 +49,7 @@ def irn_inputs(layer: Any, mode: str, **params: Any) -> tuple[np.ndarray, dict[s
     return np.asarray(layer.data), p
 
 
-class IrnWidget(RunControls, Container):
+class IrnWidget(RunControls, ImageChoices, Container):
     """Invertible Image Rescaling: down (HR → LR), up (LR → HR) or a round trip of the selected layer."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -117,9 +111,7 @@ class IrnWidget(RunControls, Container):
         self.weights.changed.connect(self._show_model)
         self._show_model()
         self._update_visibility()
-        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(self._refresh_choices)
-        self._refresh_choices()
+        self._watch_layers()
 
     def _show_model(self, _v: Any = None) -> None:
         """Say which model will run and what its card measured; set τ to the card's recommendation."""
@@ -152,14 +144,6 @@ class IrnWidget(RunControls, Container):
         # down draws nothing: samples and tau only mean something when restoring
         restoring = self.mode.value != "down"
         self.samples.visible = self.tau.visible = restoring
-
-    def _image_choices(self, _w: Any = None) -> list[tuple[str, Image]]:
-        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image)]
-
-    def _refresh_choices(self, _event: Any = None) -> None:
-        self.image.reset_choices()
-        if self.image.value is None and self.image.choices:
-            self.image.value = self.image.choices[-1]
 
     def params(self) -> dict[str, Any]:
         """The engine parameters the widget's current values stand for."""

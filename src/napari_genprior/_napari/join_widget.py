@@ -7,14 +7,13 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
-from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_warning
 
 from ..engines import join
 from ..engines.base import DEVICES, InputError
 from ..engines.prior import bundled_priors
 from ..physics.composition import FORWARD_MODELS
-from .runner import EngineRunner, RunControls, status_label
+from .runner import EngineRunner, ImageChoices, RunControls, image_layer, status_label
 
 __all__ = ["JoinWidget", "flatfield_widget", "join_inputs"]
 
@@ -29,16 +28,11 @@ EXPLAIN = {
 
 def join_inputs(layer: Any, **params: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Check the widget's layer choice; ``(data, engine params)``. Raises :class:`InputError`."""
-    if layer is None:
-        raise InputError("no image selected: open an image (File ▸ Open, or File ▸ Open Sample)")
-    if isinstance(layer, Labels) or not isinstance(layer, Image):
-        raise InputError(f"{getattr(layer, 'name', layer)!r} is not an Image layer: choose an Image layer")
-    if layer.multiscale:
-        raise InputError(f"{layer.name!r} is a multiscale layer: add the level you want as its own layer")
+    layer = image_layer(layer)
     return np.asarray(layer.data), {"channel_axis": -1 if layer.rgb else None, **params}
 
 
-class JoinWidget(RunControls, Container):
+class JoinWidget(RunControls, ImageChoices, Container):
     """Decompose the selected image into its components with JoIN (joint GAN inversion)."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, forward: str = "intrinsic") -> None:
@@ -112,9 +106,7 @@ class JoinWidget(RunControls, Container):
         self.run_button.changed.connect(self._on_button)
         self.forward.changed.connect(self._on_forward)
         self._on_forward()
-        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(self._refresh_choices)
-        self._refresh_choices()
+        self._watch_layers()
 
     def components(self) -> tuple[str, ...]:
         return tuple(c.name for c in FORWARD_MODELS[self.forward.value].components)
@@ -128,14 +120,6 @@ class JoinWidget(RunControls, Container):
                 box.value = comp.prior
         self.gamma.visible = model.name == "intrinsic"
         self.darkfield.visible = self.per_plane.visible = model.name == "flatfield"
-
-    def _image_choices(self, _w: Any = None) -> list[tuple[str, Image]]:
-        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image)]
-
-    def _refresh_choices(self, _event: Any = None) -> None:
-        self.image.reset_choices()
-        if self.image.value is None and self.image.choices:
-            self.image.value = self.image.choices[-1]
 
     def params(self) -> dict[str, Any]:
         """The engine parameters the widget's current values stand for."""

@@ -11,14 +11,22 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import Label
-from napari.layers import Image, Layer
+from napari.layers import Image, Labels, Layer
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
-from ..engines.base import Cancelled, EngineRun, Progress, Result, output_geometry, progress_text
+from ..engines.base import (
+    Cancelled,
+    EngineRun,
+    InputError,
+    Progress,
+    Result,
+    output_geometry,
+    progress_text,
+)
 
-__all__ = ["EngineRunner", "RunControls", "result_layers", "status_label"]
+__all__ = ["EngineRunner", "ImageChoices", "RunControls", "image_layer", "result_layers", "status_label"]
 
 #: Seconds between preview updates at most: each one redraws the canvas, which on a machine
 #: with software OpenGL takes CPU from the engine (docs/benchmarks.md, gui_bench).
@@ -37,6 +45,26 @@ def status_label() -> Label:
     label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     label.native.setMinimumWidth(0)
     return label
+
+
+def image_layer(layer: Any, multiscale_hint: str = "") -> Image:
+    """``layer`` if it is a single-resolution Image layer; else :class:`InputError` saying what to
+    choose instead. ``multiscale_hint`` is said after the multiscale refusal."""
+    if layer is None:
+        raise InputError("no image selected: open an image (File ▸ Open, or File ▸ Open Sample)")
+    if isinstance(layer, Labels):
+        raise InputError(f"{layer.name!r} is a Labels layer: choose an Image layer")
+    if not isinstance(layer, Image):
+        raise InputError(f"{getattr(layer, 'name', layer)!r} is not an Image layer: choose an Image layer")
+    if layer.multiscale:
+        raise InputError(
+            f"{layer.name!r} is a multiscale (pyramid) layer: "
+            + (
+                multiscale_hint
+                or "add the level you want as its own layer, e.g. viewer.add_image(layer.data[1])"
+            )
+        )
+    return layer
 
 
 def result_layers(result: Result, source: Image) -> list[Layer]:
@@ -270,6 +298,31 @@ class EngineRunner:
         if self._preview is not None and self._preview in self.viewer.layers:
             self.viewer.layers.remove(self._preview)
         self._preview = None
+
+
+class ImageChoices:
+    """The image combo box of an engine widget: every Image layer but the run's own preview, kept
+    up to date as layers come and go. The widget provides ``viewer``, ``runner`` and ``image``;
+    :meth:`_refresh_choices` may be extended for other combo boxes."""
+
+    viewer: napari.Viewer
+    runner: EngineRunner
+
+    def _watch_layers(self) -> None:
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    def _image_choices(self, _w: Any = None) -> list[tuple[str, Image]]:
+        preview = self.runner._preview
+        return [
+            (lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image) and lay is not preview
+        ]
+
+    def _refresh_choices(self, _event: Any = None) -> None:
+        self.image.reset_choices()
+        if self.image.value is None and self.image.choices:
+            self.image.value = self.image.choices[-1]
 
 
 class RunControls:
