@@ -450,8 +450,20 @@ class Discriminator(nn.Module):
             EqualLinear(ch[4] * 16, ch[4], activation=True), EqualLinear(ch[4], 1)
         )
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The activations after the input layer and after each residual block (highest resolution
+        first), e.g. for a feature-matching loss: ``forward(x) == head(features(x)[-1])``."""
+        feats = []
+        for layer in self.convs:
+            x = layer(x)
+            feats.append(x)
+        return feats
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.convs(x)
+        return self.head(self.convs(x))
+
+    def head(self, out: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, 1)`` from the last block's activations (the last of :meth:`features`)."""
         b, c, h, w = out.shape
         group = min(b, self.stddev_group)
         while b % group:
