@@ -47,11 +47,13 @@ class PlaneLayout:
     """How an array maps onto a stack of ``(C, Y, X)`` planes and back.
 
     ``channel_axis`` is the channel axis (``None``: single channel). Every other axis before
-    the last two spatial axes is a leading axis (T, Z, …) processed plane by plane.
+    the last two spatial axes is a leading axis (T, Z, …) processed plane by plane. ``min_side``:
+    the smallest Y and X accepted (engines that pad small inputs take less than the default).
     """
 
     shape: tuple[int, ...]
     channel_axis: int | None
+    min_side: int = MIN_SIDE
 
     def __post_init__(self) -> None:
         nd = len(self.shape)
@@ -65,9 +67,9 @@ class PlaneLayout:
             if nd < 3:
                 raise InputError("a channel axis needs at least a 3-D array")
         sy, sx = self.spatial_shape
-        if sy < MIN_SIDE or sx < MIN_SIDE:
+        if sy < self.min_side or sx < self.min_side:
             raise InputError(
-                f"image is too small ({sy}×{sx} pixels); at least {MIN_SIDE}×{MIN_SIDE} is needed"
+                f"image is too small ({sy}×{sx} pixels); at least {self.min_side}×{self.min_side} is needed"
             )
 
     @property
