@@ -17,6 +17,7 @@ Wall time per image on this machine; a figure for docs/join.md.
 
     python benchmarks/join_bench.py            # the table in docs/benchmarks.md (about 25 min)
     python benchmarks/join_bench.py --quick    # a smoke run (2 scenes, few steps)
+    python benchmarks/join_bench.py --times 3  # wall time of the target cases only, 3 repeats
 
 BaSiCPy pins numpy < 2 and scipy < 1.13; it runs with this project's numpy 2 and scipy 1.17:
 ``pip install basicpy`` and then reinstall the numpy and scipy you had.
@@ -163,7 +164,9 @@ def bench_intrinsic(n: int, params: dict, log) -> dict:
     return {"rows": rows, "times": times, "figs": figs}
 
 
-def bench_flat(n: int, stack: int, size: int, params: dict, log) -> dict:
+def bench_flat(
+    n: int, stack: int, size: int, params: dict, log, n_large: int = 1, large_size: int = 512
+) -> dict:
     single: dict[str, list[dict]] = {k: [] for k in ("join", "basicpy", "blur")}
     times: dict[str, list[float]] = {k: [] for k in single}
     failures: dict[str, str] = {}
@@ -212,9 +215,27 @@ def bench_flat(n: int, stack: int, size: int, params: dict, log) -> dict:
             f"flat stack {j + 1}/{n_stacks}: "
             + ", ".join(f"{k} F {stacks[k][-1]['field_simse']:.4f}" for k in stacks if stacks[k])
         )
+    # one large image: the 512² time target (a 512² plane is solved downscaled to max_tiles tiles)
+    large: dict[str, list[dict]] = {k: [] for k in single}
+    ltimes: dict[str, list[float]] = {k: [] for k in single}
+    for j in range(n_large):
+        case = _flat_case(EVAL_SEED_START + 900_000 + 1000 * j, EVAL_SEED_START + 200 + j, large_size)
+        img = case["image"][0]
+        res, dt = _join(img, params)
+        large["join"].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
+        ltimes["join"].append(dt)
+        t0 = time.perf_counter()
+        corr, ff = blur_flatfield(img)
+        ltimes["blur"].append(time.perf_counter() - t0)
+        large["blur"].append(_flat_metrics(corr, ff, case))
+        log(
+            f"flat {large_size}² {j + 1}/{n_large}: join F {large['join'][-1]['field_simse']:.4f} in {dt:.0f} s"
+        )
     return {
         "single": single,
         "times": times,
+        "large": large,
+        "large_times": ltimes,
         "stack": stacks,
         "stack_times": stimes,
         "figs": figs,
@@ -263,6 +284,35 @@ def _figures(intr: dict, flat: dict) -> None:
         iio.imwrite(FIG_DIR / "join_flatfield.png", (np.concatenate(rows, 0) * 255).astype(np.uint8))
 
 
+def bench_times(repeats: int, log) -> str:
+    """Wall time of the default settings on the three sizes the targets name, ``repeats`` times
+    each, interleaved (so drifts in the machine's speed hit every case alike); a markdown table."""
+    cases = {
+        "intrinsic, 64² RGB": (scene(64, EVAL_SEED_START)["image"], {"forward": "intrinsic"}, 60),
+        "flat-field, 512² image": (
+            _flat_case(EVAL_SEED_START + 900_000, EVAL_SEED_START + 200, 512)["image"][0],
+            {"forward": "flatfield"},
+            180,
+        ),
+        "flat-field, 8 × 256² stack": (
+            _flat_case(EVAL_SEED_START + 500_000, EVAL_SEED_START + 100, 256, 8)["image"],
+            {"forward": "flatfield"},
+            180,
+        ),
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for r in range(repeats):
+        for name, (img, params, _) in cases.items():
+            _, dt = _join(img, params)
+            times[name].append(dt)
+            log(f"repeat {r + 1}/{repeats}: {name} {dt:.1f} s")
+    rows = [
+        [name, f"{np.median(t):.1f}", f"{min(t):.1f}–{max(t):.1f}", f"≤ {cases[name][2]}"]
+        for name, t in times.items()
+    ]
+    return markdown_table(["input (default settings)", "median s", "range s", "target s"], rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=int, default=8, help="held-out intrinsic scenes")
@@ -271,19 +321,35 @@ def main() -> None:
     )
     ap.add_argument("--stack", type=int, default=8, help="planes per flat-field stack")
     ap.add_argument("--size", type=int, default=256, help="flat-field image side")
+    ap.add_argument("--large", type=int, default=1, help="held-out single flat-field images at --large-size")
+    ap.add_argument("--large-size", type=int, default=512, help="side of the large flat-field images")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 scenes, 1 flat image, few steps")
     ap.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
+    ap.add_argument(
+        "--times", type=int, default=0, metavar="R", help="only time the target cases, R repeats each"
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
+    if args.times:
+        table = bench_times(args.times, print)
+        print(table)
+        if not args.no_doc:
+            write_section(
+                "join_times",
+                "## JoIN: wall time at default settings (`benchmarks/join_bench.py --times "
+                f"{args.times}`)\n\n{machine()}; {time.strftime('%Y-%m-%d')}; nothing else running; "
+                f"medians of {args.times} runs, the cases interleaved.\n\n{table}\n",
+            )
+        return
     intr_params: dict = {"forward": "intrinsic"}
     flat_params: dict = {"forward": "flatfield"}
     if args.quick:
-        args.scenes, args.flat, args.stack = 2, 1, 2
+        args.scenes, args.flat, args.stack, args.large_size = 2, 1, 2, 256
         for p_ in (intr_params, flat_params):
             p_.update(steps=20, finetune_steps=5)
     t0 = time.perf_counter()
     intr = bench_intrinsic(args.scenes, intr_params, print)
-    flat = bench_flat(args.flat, args.stack, args.size, flat_params, print)
+    flat = bench_flat(args.flat, args.stack, args.size, flat_params, print, args.large, args.large_size)
     defaults = join.JoinParams()
     names = {
         "join_s1": "JoIN stage 1",
@@ -321,8 +387,11 @@ def main() -> None:
     for kind, key, tkey in (
         ("single image", "single", "times"),
         (f"stack of {args.stack}", "stack", "stack_times"),
+        (f"single {args.large_size}² image", "large", "large_times"),
     ):
         for k, rows in flat[key].items():
+            if key == "large" and k == "basicpy":  # fails on any single image (row above)
+                continue
             if not rows:
                 f_rows.append([kind, fnames[k], f"fails: {flat['failures'].get(key, '?')}", "–", "–", "–"])
                 continue
@@ -360,6 +429,8 @@ def main() -> None:
         "flat_stack": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["stack"].items() if v},
         "flat_times": {k: float(np.median(v)) for k, v in flat["times"].items() if v},
         "stack_times": {k: float(np.median(v)) for k, v in flat["stack_times"].items() if v},
+        "flat_large": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["large"].items() if v},
+        "large_times": {k: float(np.median(v)) for k, v in flat["large_times"].items() if v},
         "failures": flat["failures"],
         "params": {"intrinsic": intr_params, "flatfield": flat_params},
     }

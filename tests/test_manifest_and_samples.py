@@ -22,6 +22,7 @@ def test_manifest_validates_and_points_to_real_callables():
         "Invertible Rescaling",
         "Decompose (JoIN)",
         "Flat-field correction (JoIN)",
+        "GLEAN super-resolution",
     } <= widgets
     menu = pm.contributions.menus["napari/layers/filter"]
     in_filter = {item.command for item in menu}
@@ -31,7 +32,9 @@ def test_manifest_validates_and_points_to_real_callables():
         "napari-genprior.flatfield_widget",
     } <= in_filter
     transform = pm.contributions.menus["napari/layers/transform"]
-    assert any(item.command == "napari-genprior.irn_widget" for item in transform)
+    assert {"napari-genprior.irn_widget", "napari-genprior.glean_widget"} <= {
+        item.command for item in transform
+    }
     keys = {s.key for s in pm.contributions.sample_data}
     assert {"prior_albedo", "prior_shading", "prior_nuclei", "prior_illumination"} <= keys
     for cmd in pm.contributions.commands:

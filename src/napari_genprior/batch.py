@@ -5,7 +5,7 @@
 Every image is one task that reads its input and writes its outputs itself (atomically), so no
 image passes through the client, a rerun skips what is done, one bad image does not stop the
 others, and a worker that dies has its task run again elsewhere (the scheduler's own retries).
-Each task runs the same code as a single-image command (``cli.cmd_dip`` / ``cli.cmd_irn``) on a
+Each task runs the same code as a single-image command (``cli.ENGINE_COMMANDS``: dip, irn, glean) on a
 copy of the arguments with that image's paths, so a seeded image gives the same output in a batch
 as on its own (on the same device, with the same number of torch threads).
 """
@@ -78,7 +78,7 @@ def _paired(folder: Path, image: Path) -> Path | None:
 class Job:
     """One image of a batch: the command's arguments with this image's paths filled in."""
 
-    command: str  # "dip" or "irn"
+    command: str  # "dip", "irn" or "glean"
     args: dict[str, Any]
     input: str
     outputs: list[str]
@@ -203,7 +203,7 @@ def run_job(job: Job) -> dict[str, Any]:
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            rc = cli.cmd_dip(ns) if job.command == "dip" else cli.cmd_irn(ns)
+            rc = cli.ENGINE_COMMANDS[job.command](ns)
         status, reason = ("done", "") if rc == 0 else ("failed", f"exit status {rc}")
     except InputError as err:
         status, reason = "failed", str(err)

@@ -4,11 +4,12 @@
     napari-genprior dip inpaint IN --mask MASK -o OUT
     napari-genprior dip sr IN --scale {2,4,8} -o OUT
     napari-genprior irn {down,up,roundtrip} IN -o OUT --scale {2,4} [--weights PATH] [--samples K]
+    napari-genprior glean IN -o OUT --scale {8,16} [--model NAME_OR_PATH] [--tile-overlap P]
     napari-genprior join IMAGE -o OUTDIR [--forward intrinsic|flatfield] [--steps N] [--finetune-steps M]
     napari-genprior models
     napari-genprior sample MODEL -n 16 -o grid.png [--truncation T] [--seed S]
     napari-genprior synth {albedo,shading,scene,nuclei,illumination} -n N --size S -o DIR
-    napari-genprior train {gan,irn,disc} …
+    napari-genprior train {gan,irn,disc,glean} …
     napari-genprior demo -o DIR
 
 Exit status 0 on success, 2 with a one-line error on bad usage or bad input, 1 with a one-line
@@ -286,6 +287,46 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--metadata", type=Path, default=None, help="write the run's parameters as JSON")
         t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    gl = sub.add_parser(
+        "glean",
+        help="GLEAN: ×8 or ×16 super-resolution with a StyleGAN2 latent bank (bundled: nuclei)",
+        description="Super-resolve IN ×8 or ×16 in one forward pass of GLEAN (encoder + frozen StyleGAN2 "
+        "latent bank + decoder), in overlapping tiles of the network's input size. The detail it adds "
+        "comes from the bank's domain (bundled models: fluorescence nuclei): it is a picture, not a "
+        "measurement.",
+    )
+    gl.add_argument("input", nargs="+", help=_INPUT_HELP)
+    gl.add_argument("-o", "--output", type=Path, required=True, help=_OUTPUT_HELP)
+    _batch_options(gl)
+    gl.add_argument("--scale", type=int, choices=(8, 16), default=8, help="magnification")
+    gl.add_argument(
+        "--model",
+        default=None,
+        help="a bundled GLEAN model (default glean-nuclei-x{scale}; see `napari-genprior models`) or a "
+        "file made by `napari-genprior train glean`",
+    )
+    gl.add_argument(
+        "--tile-overlap",
+        type=float,
+        default=0.25,
+        help="fraction of a tile's side that neighbouring tiles share (0–0.5; at least 2 LR pixels)",
+    )
+    gl.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    gl.add_argument(
+        "--channel-axis",
+        type=_channel_axis,
+        default="auto",
+        help="'auto' (RGB/RGBA if the last axis is 3 or 4), 'none', or an axis number",
+    )
+    gl.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="the true HR image: print PSNR/SSIM of the result against it",
+    )
+    gl.add_argument("--metadata", type=Path, default=None, help="write the run's parameters as JSON")
+    gl.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     jo = sub.add_parser(
         "join",
         help="JoIN: split an image into components (albedo · shading, or flat-field correction)",
@@ -467,6 +508,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="when done, add the discriminator (float16) to the prior's bundle",
     )
     td.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+
+    tgl = trsub.add_parser(
+        "glean",
+        help="train GLEAN on a StyleGAN2 prior as latent bank (×8 or ×16)",
+        description="Train GLEAN: MSE + a feature loss on the bank's discriminator + a small adversarial "
+        "term; the discriminator starts from the one bundled with the bank. Resumes if --out exists; "
+        "writes <out>.log.jsonl and sample grids (LR | GLEAN | HR of held-out images) beside it.",
+    )
+    tgl.add_argument("--bank", default="nuclei", help="the latent bank: a bundled prior or a generator file")
+    tgl.add_argument("--scale", type=int, choices=(8, 16), required=True, help="magnification")
+    tgl.add_argument(
+        "--steps", type=int, required=True, help="training steps in all (a resumed run continues)"
+    )
+    tgl.add_argument("--out", type=Path, required=True, help="checkpoint (.pt); resumes if it exists")
+    tgl.add_argument(
+        "--data",
+        default="nuclei",
+        help="a synthetic domain (fresh images every step, training seeds) or a folder of images (crops)",
+    )
+    tgl.add_argument(
+        "--degrade",
+        choices=("bicubic", "realistic"),
+        default="bicubic",
+        help="LR = antialiased bicubic resize; realistic adds a mild blur and Poisson–Gaussian noise",
+    )
+    tgl.add_argument("--batch", type=int, default=4, help="images per step")
+    tgl.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (cosine decay to 0)")
+    tgl.add_argument("--rrdb-blocks", type=int, default=3, help="RRDB blocks of the encoder")
+    tgl.add_argument("--width", type=int, default=32, help="encoder trunk and decoder width")
+    tgl.add_argument(
+        "--no-bank",
+        action="store_true",
+        help="the ablation: trainable convolutions of equal parameter count instead of the bank",
+    )
+    tgl.add_argument("--sample-every", type=int, default=250, help="steps between sample grids")
+    tgl.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="when done, write the model (float16, no optimiser) here and its model card beside it",
+    )
+    tgl.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    tgl.add_argument("--device", default="auto", help=_DEVICE_HELP)
 
     demo = sub.add_parser("demo", help="run the engines on bundled samples and write results + a PNG")
     demo.add_argument("-o", "--output", type=Path, required=True, help="output folder")
@@ -668,7 +752,7 @@ def _check_json_path(path: Path | None) -> None:
         check_parent(path)
 
 
-def _dip_or_irn(args: argparse.Namespace) -> int:
+def _engine_command(args: argparse.Namespace) -> int:
     """One image (the command as it always was), or a batch of them (batch.py)."""
     from . import batch
 
@@ -678,7 +762,7 @@ def _dip_or_irn(args: argparse.Namespace) -> int:
         raise InputError("give --workers (a local cluster) or --scheduler (an existing one), not both")
     if args.torch_threads is not None and args.torch_threads < 1:
         raise InputError("--torch-threads must be at least 1")
-    run_one = cmd_dip if args.command == "dip" else cmd_irn
+    run_one = ENGINE_COMMANDS[args.command]
     if not batch.is_batch(args):
         args.input = Path(args.input[0])
         if args.torch_threads:
@@ -688,7 +772,7 @@ def _dip_or_irn(args: argparse.Namespace) -> int:
         return run_one(args)
     _check_batch_args(args)
     jobs, out_dir = batch.plan_jobs(args, args.command)
-    sub = args.task if args.command == "dip" else args.mode
+    sub = {"dip": getattr(args, "task", ""), "irn": getattr(args, "mode", "")}.get(args.command, "")
     params = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if not k.startswith("_")}
     return batch.run_batch(
         jobs,
@@ -697,7 +781,7 @@ def _dip_or_irn(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         overwrite=args.overwrite,
         quiet=args.quiet,
-        label=f"{args.command} {sub}",
+        label=f"{args.command} {sub}".strip(),
         parameters=params,
     )
 
@@ -715,6 +799,10 @@ def _check_batch_args(args: argparse.Namespace) -> None:
         if args.task == "sr":
             p["scale"] = args.scale
         DIPParams(**p).validate()
+    elif args.command == "glean":
+        from .engines import glean
+
+        glean.prepare({"model": args.model, "scale": args.scale, "tile_overlap": args.tile_overlap})
     else:
         from .engines import irn
 
@@ -765,6 +853,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.model == "irn":
         return cmd_train_irn(args)
+    if args.model == "glean":
+        return cmd_train_glean(args)
     if args.model == "disc":
         return cmd_train_disc(args)
     from .data.generators import DOMAINS
@@ -897,6 +987,80 @@ def cmd_train_irn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_glean(args: argparse.Namespace) -> int:
+    from .engines.base import resolve_device
+    from .train.glean import GleanConfig, export_glean, train_glean
+
+    if min(args.steps, args.batch, args.rrdb_blocks + 1, args.sample_every) < 1 or not args.lr > 0:
+        raise InputError(
+            "--steps, --batch and --sample-every must be at least 1, --rrdb-blocks >= 0, --lr > 0"
+        )
+    if args.width < 2:
+        raise InputError("--width must be at least 2")
+    cfg = GleanConfig(
+        bank=args.bank,
+        scale=args.scale,
+        out=str(args.out),
+        data=args.data,
+        degrade=args.degrade,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        rrdb_blocks=args.rrdb_blocks,
+        width=args.width,
+        no_bank=args.no_bank,
+        sample_every=args.sample_every,
+        seed=args.seed,
+    )
+    try:
+        ckpt = train_glean(cfg, device=str(resolve_device(args.device)))
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if args.export:
+        command = "napari-genprior " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+        out = export_glean(ckpt, args.export, command=command)
+        print(f"exported {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def cmd_glean(args: argparse.Namespace) -> int:
+    from .engines import drive, glean
+    from .io import check_writable, read_image, write_image, write_text
+
+    image = read_image(args.input)
+    check_writable(args.output, image.dtype)
+    _check_json_path(args.metadata)
+    reference = read_image(args.reference) if args.reference is not None else None
+    params = {
+        "model": args.model,
+        "scale": args.scale,
+        "tile_overlap": args.tile_overlap,
+        "channel_axis": args.channel_axis,
+        "previews": 0,
+    }
+    gen = glean.run(image, params, device=args.device)  # checks the input and the model
+    bar, update = _progress_bar(args.quiet, f"GLEAN ×{args.scale}")
+    try:
+        result = drive(gen, update)
+    finally:
+        bar.close()
+    meta = result.metadata
+    out = result.layers[0].data
+    write_image(args.output, out)
+    print(f"wrote {args.output} {out.shape} {out.dtype} in {meta['wall_time_s']:.2f} s")
+    if reference is not None:
+        if reference.shape != out.shape:
+            raise InputError(
+                f"--reference has shape {reference.shape}, the result {out.shape}: give the HR image"
+            )
+        m = metrics(out, reference, meta["channel_axis"])
+        meta["metrics"] = m
+        print(f"against the reference: PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
+    if args.metadata:
+        write_text(args.metadata, json.dumps(meta, indent=2, default=str))
+    return 0
+
+
 def cmd_irn(args: argparse.Namespace) -> int:
     from .engines import drive, irn
     from .io import check_writable, read_image, read_metadata, write_image, write_text
@@ -1004,6 +1168,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the engine commands that take many inputs (batch.py runs them image by image)
+ENGINE_COMMANDS = {"dip": cmd_dip, "irn": cmd_irn, "glean": cmd_glean}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-genprior`` console script."""
     try:
@@ -1011,8 +1179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:  # name the subcommand's own help, where the options that do exist are listed
             prog = getattr(args, "_prog", PROG)
             return _fail(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
-        if args.command in ("dip", "irn"):
-            return _dip_or_irn(args)
+        if args.command in ("dip", "irn", "glean"):
+            return _engine_command(args)
         if args.command == "join":
             return cmd_join(args)
         if args.command == "demo":

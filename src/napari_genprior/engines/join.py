@@ -703,7 +703,8 @@ def _assemble(
     for k, s in slots.items():
         if s.comp.smooth:
             comp = model.component(s.comp, raw[k], c)
-            smooth_full[k] = _resize(comp, (hy, hx), smooth=True).clamp_min(s.comp.floor).cpu().numpy()
+            # bicubic resizing overshoots a little: keep the field within the prior's [floor, 1]
+            smooth_full[k] = _resize(comp, (hy, hx), smooth=True).clamp(s.comp.floor, 1.0).cpu().numpy()
     # reconstruction at working scale, blended over the tiles, then at full size
     rec_planes = []
     for i in range(n):

@@ -62,13 +62,13 @@ def irn_use(scale: int, mean: dict[str, float], tau: float) -> str:
 #: What each synthetic domain's prior is for (the first words of its card).
 GAN_PURPOSE = {
     "albedo": "Prior over colour albedo (surface colour without lighting) of synthetic scenes: the albedo "
-    "component of JoIN's intrinsic decomposition (planned). Flat colour regions, no textures",
+    "component of JoIN's intrinsic decomposition. Flat colour regions, no textures",
     "shading": "Prior over grey shading (smooth lighting of synthetic scenes): the shading component of "
-    "JoIN's intrinsic decomposition (planned)",
+    "JoIN's intrinsic decomposition",
     "nuclei": "Prior over grey fluorescence images of cell nuclei (synthetic): the specimen component of "
-    "JoIN's flat-field correction and the latent bank of GLEAN (both planned)",
+    "JoIN's flat-field correction and the latent bank of GLEAN (planned)",
     "illumination": "Prior over smooth illumination fields of a microscope (synthetic): the illumination "
-    "component of JoIN's flat-field correction (planned)",
+    "component of JoIN's flat-field correction",
 }
 
 

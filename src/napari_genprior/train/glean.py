@@ -64,8 +64,9 @@ class GleanConfig:
     degrade: str = "bicubic"  # or "realistic": + mild blur and Poisson–Gaussian noise on the LR
     steps: int = 2000
     batch: int = 4
-    lr: float = 1e-4
+    lr: float = 2e-4
     lr_d: float = 1e-4
+    cosine: bool = True  # decay both learning rates to 0 along a cosine (short CPU budgets)
     rrdb_blocks: int = 3
     width: int = 32
     w_mse: float = 1.0
@@ -311,6 +312,10 @@ def train_glean(cfg: GleanConfig, device: str = "cpu", log: Callable[[str], None
     acc: dict[str, float] = {}
     n_acc, t_step, t_log = 0, time.perf_counter(), time.perf_counter()
     while step < cfg.steps:
+        decay = 0.5 * (1 + math.cos(math.pi * step / cfg.steps)) if cfg.cosine else 1.0
+        for opt, base in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = base * decay
         lr, hr = (t.to(dev) for t in _pairs(cfg, bank.size, step, folder, rng))
         # discriminator: GLEAN outputs against HR, lazy R1 on HR
         with torch.no_grad():

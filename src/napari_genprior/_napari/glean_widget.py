@@ -1,0 +1,124 @@
+"""The "GLEAN super-resolution" dock widget (×8 / ×16 with a StyleGAN2 latent bank)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
+from napari.utils.notifications import show_error, show_warning
+
+from ..engines import glean
+from ..engines.base import DEVICES, InputError
+from ..models import card
+from .runner import EngineRunner, ImageChoices, RunControls, image_layer, status_label
+
+__all__ = ["GleanWidget", "glean_inputs"]
+
+EXPLAIN = (
+    "×8 or ×16 in one pass: the detail comes from the latent bank's domain (bundled: fluorescence "
+    "nuclei). A plausible picture, not a measurement; use it on images of that domain."
+)
+
+
+def glean_inputs(layer: Any, **params: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Check the widget's layer choice; ``(data, engine params)``. Raises :class:`InputError`."""
+    layer = image_layer(layer)
+    return np.asarray(layer.data), {"channel_axis": -1 if layer.rgb else None, **params}
+
+
+class GleanWidget(RunControls, ImageChoices, Container):
+    """GLEAN super-resolution of the selected image: adds ``<name>_glean_x8`` (or ``_x16``) over it."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.runner = EngineRunner(napari_viewer, self._set_state)
+        d = glean.GleanParams()
+        self.about = Label(value=EXPLAIN)
+        self.about.native.setWordWrap(True)
+        self.image = ComboBox(label="image", choices=self._image_choices, nullable=True)
+        self.scale = ComboBox(label="scale", choices=list(glean.SCALES), value=d.scale)
+        self.model_file = FileEdit(
+            label="model file",
+            mode="r",
+            filter="*.pt *.pth",
+            value="",
+            tooltip="empty: the bundled glean-nuclei-x8/x16; or a model made by `napari-genprior train glean`",
+        )
+        self.model_info = Label(value="")
+        self.model_info.native.setWordWrap(True)
+        self.overlap = FloatSpinBox(
+            label="tile overlap",
+            min=0.0,
+            max=0.5,
+            step=0.05,
+            value=d.tile_overlap,
+            tooltip="fraction of a tile that neighbouring tiles share (at least 2 input pixels)",
+        )
+        self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
+        self.run_button = PushButton(text="Run")
+        self.status = status_label()
+        self.extend(
+            [
+                self.about,
+                self.image,
+                self.scale,
+                self.model_file,
+                self.model_info,
+                self.overlap,
+                self.device,
+                self.run_button,
+                self.status,
+            ]
+        )
+        self.run_button.changed.connect(self._on_button)
+        self.scale.changed.connect(self._show_model)
+        self.model_file.changed.connect(self._show_model)
+        self._show_model()
+        self._watch_layers()
+
+    def _show_model(self, _v: Any = None) -> None:
+        """Say which model will run and what its card measured."""
+        model = self.params()["model"]
+        if model:
+            self.model_info.value = "model: the file above"
+            return
+        name = glean.default_model(int(self.scale.value))
+        try:
+            m = card(name).get("metrics", {})
+        except KeyError:
+            self.model_info.value = f"no bundled {name}: choose a model file"
+            return
+        if "glean_psnr" in m:
+            self.model_info.value = (
+                f"{name}: held-out PSNR {m['glean_psnr']:.1f} dB (bicubic {m['bicubic_psnr']:.1f} dB)"
+            )
+        else:
+            self.model_info.value = name
+
+    def params(self) -> dict[str, Any]:
+        """The engine parameters the widget's current values stand for."""
+        f = str(self.model_file.value) if self.model_file.value else ""
+        return {
+            "model": f if f not in ("", ".") else None,
+            "scale": int(self.scale.value),
+            "tile_overlap": float(self.overlap.value),
+        }
+
+    def run(self) -> bool:
+        """Start a run with the current values. Returns False (with a message) if it cannot start."""
+        if self.runner.running:
+            show_warning("GLEAN is already running: press Cancel or wait for it to finish")
+            return False
+        try:
+            data, params = glean_inputs(self.image.value, **self.params())
+            gen = glean.run(data, params, device=self.device.value, cancel=self.runner.cancel_requested)
+        except InputError as err:
+            show_error(str(err))
+            self.status.value = f"Error: {err}"
+            return False
+        s = int(params["scale"])
+        self.runner.start(gen, source=self.image.value, title=f"GLEAN ×{s}", zoom=float(s))
+        return True
