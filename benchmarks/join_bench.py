@@ -247,7 +247,7 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in rows]))
 
 
-def _figures(intr: dict, flat: dict) -> None:
+def _figures(intr: dict | None, flat: dict | None) -> None:
     import imageio.v3 as iio
 
     def rgb(x: np.ndarray) -> np.ndarray:
@@ -257,7 +257,7 @@ def _figures(intr: dict, flat: dict) -> None:
 
     gap = 2
     rows = []
-    for sc, a, s in intr["figs"]:
+    for sc, a, s in intr["figs"] if intr else []:
         cells = [sc["image"], a, s, sc["albedo"], sc["shading"]]
         rows.append(
             np.concatenate(
@@ -267,7 +267,7 @@ def _figures(intr: dict, flat: dict) -> None:
     if rows:
         iio.imwrite(FIG_DIR / "join_intrinsic.png", (np.concatenate(rows, 0) * 255).astype(np.uint8))
     rows = []
-    for case, corr, ff in flat["figs"]:
+    for case, corr, ff in flat["figs"] if flat else []:
         cells = [
             case["image"][0],
             corr.reshape(case["specimen"].shape)[0],
@@ -323,6 +323,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="flat-field image side")
     ap.add_argument("--large", type=int, default=1, help="held-out single flat-field images at --large-size")
     ap.add_argument("--large-size", type=int, default=512, help="side of the large flat-field images")
+    ap.add_argument(
+        "--parts", nargs="+", choices=("intrinsic", "flat"), default=["intrinsic", "flat"], help="what to run"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 scenes, 1 flat image, few steps")
     ap.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     ap.add_argument(
@@ -347,10 +350,36 @@ def main() -> None:
         args.scenes, args.flat, args.stack, args.large_size = 2, 1, 2, 256
         for p_ in (intr_params, flat_params):
             p_.update(steps=20, finetune_steps=5)
-    t0 = time.perf_counter()
-    intr = bench_intrinsic(args.scenes, intr_params, print)
-    flat = bench_flat(args.flat, args.stack, args.size, flat_params, print, args.large, args.large_size)
     defaults = join.JoinParams()
+    settings = (
+        f"Default settings (stage 1 {defaults.steps} steps, stage 2 {defaults.finetune_steps} steps, "
+        f"{defaults.restarts} restarts, distance {defaults.distance})."
+    )
+    if "intrinsic" in args.parts:
+        t0 = time.perf_counter()
+        intr = bench_intrinsic(args.scenes, intr_params, print)
+        report_intrinsic(intr, args, intr_params, settings, t0)
+    if "flat" in args.parts:
+        t0 = time.perf_counter()
+        flat = bench_flat(args.flat, args.stack, args.size, flat_params, print, args.large, args.large_size)
+        report_flat(flat, args, flat_params, settings, t0)
+
+
+def _record(args: argparse.Namespace, part: str, data: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "quick": args.quick,
+        "part": part,
+        **data,
+    }
+    with RESULTS.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def report_intrinsic(intr: dict, args: argparse.Namespace, params: dict, settings: str, t0: float) -> None:
+    """Print the intrinsic table, log it and (unless --quick/--no-doc) write its section and figure."""
     names = {
         "join_s1": "JoIN stage 1",
         "join_s12": "JoIN stages 1 + 2",
@@ -382,6 +411,31 @@ def main() -> None:
         ],
         t_rows,
     )
+    print(intr_table)
+    _record(
+        args,
+        "intrinsic",
+        {
+            "intrinsic": {k: {m: _mean(v, m) for m in v[0]} for k, v in intr["rows"].items()},
+            "intrinsic_times": {k: float(np.median(v)) for k, v in intr["times"].items()},
+            "params": params,
+        },
+    )
+    if args.quick or args.no_doc:
+        return
+    _figures(intr, None)
+    write_section(
+        "join_bench",
+        "## JoIN: intrinsic decomposition (`benchmarks/join_bench.py --parts intrinsic`)\n\n"
+        f"{machine()}; {time.strftime('%Y-%m-%d')}; {(time.perf_counter() - t0) / 60:.0f} min. {settings}\n\n"
+        f"{args.scenes} held-out 64² scenes (evaluation seeds). Errors are means over the scenes; "
+        "the LMSE uses 10-pixel windows. Lower is better except SSIM and PSNR.\n\n"
+        f"{intr_table}\n",
+    )
+
+
+def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: str, t0: float) -> None:
+    """Print the flat-field table, log it and (unless --quick/--no-doc) write its section and figure."""
     fnames = {"join": "JoIN", "basicpy": "BaSiCPy", "blur": "blurred image"}
     f_rows = []
     for kind, key, tkey in (
@@ -416,15 +470,8 @@ def main() -> None:
         ],
         f_rows,
     )
-    print(intr_table)
     print(flat_table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     record = {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": machine(),
-        "quick": args.quick,
-        "intrinsic": {k: {m: _mean(v, m) for m in v[0]} for k, v in intr["rows"].items()},
-        "intrinsic_times": {k: float(np.median(v)) for k, v in intr["times"].items()},
         "flat_single": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["single"].items() if v},
         "flat_stack": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["stack"].items() if v},
         "flat_times": {k: float(np.median(v)) for k, v in flat["times"].items() if v},
@@ -432,27 +479,23 @@ def main() -> None:
         "flat_large": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["large"].items() if v},
         "large_times": {k: float(np.median(v)) for k, v in flat["large_times"].items() if v},
         "failures": flat["failures"],
-        "params": {"intrinsic": intr_params, "flatfield": flat_params},
+        "params": params,
     }
-    with RESULTS.open("a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    _record(args, "flat", record)
     if args.quick or args.no_doc:
         return
-    _figures(intr, flat)
-    body = (
-        "## JoIN (`benchmarks/join_bench.py`)\n\n"
-        f"{machine()}; {time.strftime('%Y-%m-%d')}; whole run {(time.perf_counter() - t0) / 60:.0f} min. "
-        f"Default settings (stage 1 {defaults.steps} steps, stage 2 {defaults.finetune_steps} steps, "
-        f"{defaults.restarts} restarts, distance {defaults.distance}).\n\n"
-        f"**Intrinsic**, {args.scenes} held-out 64² scenes (evaluation seeds). Errors are means over the scenes; "
-        "the LMSE uses 10-pixel windows. Lower is better except SSIM and PSNR.\n\n"
-        f"{intr_table}\n\n"
-        f"**Flat-field**, I = F·X + {DARK} + noise σ {NOISE}, {args.size}² held-out nuclei under held-out fields: "
-        f"{args.flat} single images and {max(1, args.flat // 2)} stacks of {args.stack} planes sharing one field. "
-        "Corrected PSNR after the best gain and offset for every method (the uncorrected column is the input's).\n\n"
-        f"{flat_table}\n"
+    _figures(None, flat)
+    write_section(
+        "join_bench_flat",
+        "## JoIN: flat-field correction (`benchmarks/join_bench.py --parts flat`)\n\n"
+        f"{machine()}; {time.strftime('%Y-%m-%d')}; {(time.perf_counter() - t0) / 60:.0f} min. {settings}\n\n"
+        f"I = F·X + {DARK} + noise σ {NOISE}: held-out nuclei under held-out fields, {args.flat} single "
+        f"{args.size}² images, {max(1, args.flat // 2)} stacks of {args.stack} {args.size}² planes sharing one "
+        f"field, and {args.large} single {args.large_size}² image(s). Corrected PSNR after the best gain and "
+        "offset for every method (the uncorrected column is the input's). BaSiCPy (installed from PyPI) "
+        "with a dark-field, fitted on the stack, and on each single image as a stack of one.\n\n"
+        f"{flat_table}\n",
     )
-    write_section("join_bench", body)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,34 @@ def test_stack_shares_one_field_unless_per_plane():
     assert not per.metadata["shared_field"]
 
 
+def test_tiles_for_a_shared_field_cover_every_position_and_vary_the_planes():
+    assert join._pick_tiles(2, 3, 8) == [(i, q) for i in range(2) for q in range(3)]  # all fit
+    picked = join._pick_tiles(8, 4, 8)
+    assert len(set(picked)) == 8 and {q for _, q in picked} == {0, 1, 2, 3}
+    assert len({i for i, _ in picked}) >= 7  # tiles from (almost) every plane
+    single = join._pick_tiles(1, 16, 8)
+    assert len(single) == 8 and {0, 15} <= {q for _, q in single}  # spread over the plane
+    for n, npos, budget in [(4, 4, 8), (3, 5, 7), (1, 3, 2), (16, 1, 8)]:
+        got = join._pick_tiles(n, npos, budget)
+        positions = {q for _, q in got}
+        assert len(set(got)) == budget and all(0 <= i < n for i, _ in got)
+        assert positions == set(range(npos)) if budget >= npos else {0, npos - 1} <= positions
+
+
+def test_a_stack_sharing_a_field_solves_some_tiles_at_the_prior_scale():
+    rng = np.random.default_rng(3)
+    stack = (rng.random((6, 128, 128)) * 0.5 + 0.1).astype(np.float32)
+    fast = {**FAST, "forward": "flatfield", "steps": 2, "restarts": 1, "max_tiles": 2}
+    res = drive(join.run(stack, fast, device="cpu"))
+    assert res.metadata["tiles"] == 2 and res.metadata["work_size"] == [128, 128]  # not downscaled
+    assert res.metadata["fitted_fraction"] == pytest.approx(2 / 6)
+    labels = res.layer("unexplained").data
+    assert labels.shape == stack.shape
+    assert (labels[2:] == 3).all() and not (labels[:2] == 3).any()  # planes 0 and 1 were solved
+    np.testing.assert_array_equal(res.layer("residual").data[2:], 0)  # not fitted: input itself
+    assert np.isfinite(res.layer("corrected").data).all()  # every plane is corrected
+
+
 def test_large_planes_are_solved_downscaled_and_come_back_full_size():
     img = np.random.default_rng(1).random((300, 260)).astype(np.float32) + 0.1
     res = drive(

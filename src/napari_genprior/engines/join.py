@@ -10,10 +10,13 @@ prior per component through a forward model (``physics.composition``).
   weights of every generator are fine-tuned jointly, kept near their priors by each prior's frozen
   discriminator (non-saturating term on the pivot and on support latents 0.9·pivot + 0.1·w(z)).
 - **Scale**: the solve runs at the priors' scale. Intrinsic: each plane is resized to the albedo
-  prior's size. Flat-field: planes are covered by tiles of the specimen prior's size (after
-  downscaling so that at most ``max_tiles`` tiles are solved), all sharing one illumination
-  latent per group. At full resolution, smooth fields are resized and the other component is
-  recomputed from the input: A = I / S, X = (I − D) / F.
+  prior's size. Flat-field: tiles of the specimen prior's size, all sharing one illumination
+  latent per group. A shared field is solved on at most ``max_tiles`` tiles at the prior's own
+  scale (a downscaled specimen is out of its domain), spread over the tile positions and the
+  planes; only planes with more than ``COVERAGE · max_tiles`` positions are downscaled. With
+  ``per_plane`` every tile of every plane is solved, downscaled to fit ``max_tiles``. At full
+  resolution, smooth fields are resized and the other component is recomputed from the input:
+  A = I / S, X = (I − D) / F.
 - **Stacks**: flat-field shares one field, gain and dark offset across the planes (``per_plane``
   turns that off); intrinsic decomposes plane by plane.
 
@@ -51,6 +54,9 @@ LATENTS = ("auto", "w+", "w")
 RESTART_PSI = 0.7
 #: restarts run side by side for this fraction of the stage-1 steps; the best continues
 PROBE_FRACTION = 0.2
+#: a shared flat-field is solved on tiles covering at least 1/COVERAGE of the plane at the prior's
+#: scale (max_tiles of them); planes with more tile positions are downscaled first
+COVERAGE = 2
 #: residuals beyond this many robust standard deviations are marked unexplained
 UNEXPLAINED_K = 4.0
 
@@ -70,8 +76,10 @@ class JoinParams:
     - ``gamma``: intrinsic only, I_lin = I^gamma (2.2 for sRGB photographs, 1 for linear data).
     - ``darkfield``: flat-field only, ``scalar`` | ``field`` | ``none``.
     - ``per_plane``: flat-field stacks get one field per plane instead of one shared field.
-    - ``max_tiles``: flat-field, the most specimen tiles solved at once (planes are downscaled
-      to fit; the field and the corrected specimen still come out at full resolution).
+    - ``max_tiles``: flat-field, the most specimen tiles solved at once. A shared field is solved
+      on that many tiles spread over the planes and positions (the rest are "not fitted", label 3
+      of ``unexplained``); ``per_plane`` downscales the planes until all their tiles fit. The
+      field and the corrected specimen always come out at full resolution for every plane.
     """
 
     forward: str = "intrinsic"
@@ -306,6 +314,28 @@ def _work_size(h: int, w: int, n_planes: int, tile: int, max_tiles: int) -> tupl
     return tile, tile
 
 
+def _pick_tiles(n_planes: int, n_pos: int, budget: int) -> list[tuple[int, int]]:
+    """``(plane, position)`` pairs to solve when one field is shared: all of them if they fit the
+    ``budget``, else ``budget`` pairs that cover the positions evenly (spread positions first) and
+    cycle through the planes, so the shared field is constrained over the whole plane by
+    specimens at the prior's own scale."""
+    if n_planes * n_pos <= budget:
+        return [(i, q) for i in range(n_planes) for q in range(n_pos)]
+    spread = np.linspace(0, n_pos - 1, min(n_pos, budget)).round().astype(int).tolist()
+    order = list(dict.fromkeys([*spread, *range(n_pos)]))
+    picked: list[tuple[int, int]] = []
+    seen: set[tuple[int, int]] = set()
+    for k in range(4 * n_planes * n_pos):
+        pair = ((k + k // n_pos) % n_planes, order[k % n_pos])
+        if pair not in seen:
+            seen.add(pair)
+            picked.append(pair)
+            if len(picked) == budget:
+                return sorted(picked)
+    rest = [(i, q) for i in range(n_planes) for q in order if (i, q) not in seen]
+    return sorted(picked + rest[: budget - len(picked)])
+
+
 def _resize(x: torch.Tensor, size: tuple[int, int], smooth: bool = False) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
@@ -314,16 +344,22 @@ def _resize(x: torch.Tensor, size: tuple[int, int], smooth: bool = False) -> tor
     return F.interpolate(x, size=size, mode="bicubic" if smooth else "bilinear", align_corners=False)
 
 
-def unexplained_mask(residual: np.ndarray, saturated: np.ndarray | None = None) -> np.ndarray:
+def unexplained_mask(
+    residual: np.ndarray, saturated: np.ndarray | None = None, fitted: np.ndarray | None = None
+) -> np.ndarray:
     """Labels ``(…, H, W)`` uint8: 1 where ``|residual|`` (channels last or none) exceeds
     :data:`UNEXPLAINED_K` robust standard deviations (1.4826 · MAD) of the residual, 2 where the
-    input is saturated (``saturated``, same spatial shape), 0 elsewhere."""
+    input is saturated (``saturated``, same spatial shape), 3 outside ``fitted`` (pixels of tiles
+    that were not solved: a shared field solved on other tiles), 0 elsewhere."""
     r = np.abs(residual)
-    med = np.median(residual)
-    mad = 1.4826 * np.median(np.abs(residual - med))
+    ref = residual if fitted is None or not fitted.any() else residual[fitted]
+    med = np.median(ref)
+    mad = 1.4826 * np.median(np.abs(ref - med))
     thr = UNEXPLAINED_K * max(mad, 1e-6 * (float(np.abs(residual).max()) + 1e-12))
     big = (np.abs(residual - med) > thr) & (r > 0)
     mask = big.astype(np.uint8)
+    if fitted is not None:
+        mask[~fitted] = 3
     if saturated is not None:
         mask[saturated] = 2
     return mask
@@ -350,7 +386,9 @@ def run(
     ((…, Y, X), [0, 1]) whose product is the linearised image over its maximum; flat-field
     ``corrected`` (image units), ``flatfield`` (mean 1; one 2-D field when shared) and
     ``darkfield`` (image units); both ``reconstruction`` and ``residual`` (input units) and a
-    Labels layer ``unexplained`` (1: residual beyond 4 robust σ, 2: saturated input).
+    Labels layer ``unexplained`` (1: residual beyond 4 robust σ, 2: saturated input, 3: a tile
+    that was not solved — a shared field solved on other tiles; there the reconstruction is the
+    input and the residual 0).
     """
     p = JoinParams.from_any(params)
     p.validate()
@@ -436,8 +474,14 @@ def _execute(
     if model.name == "intrinsic" and c == 1 and slots["albedo"].gen.image_channels == 3:
         warnings.append("grey image: the colour albedo prior's grey (the mean of its channels) is used")
     lin_full = model.linearise(x_full)
-    if model.name == "flatfield":
-        groups = list(range(n)) if p.per_plane else [0] * n
+    shared_field = model.name == "flatfield" and not p.per_plane
+    if shared_field:
+        # the specimen stays at the prior's own scale (a downscaled specimen is out of its domain);
+        # a field shared by every plane and tile only needs tiles that cover the plane evenly
+        groups = [0] * n
+        wh, ww = _work_size(hy, hx, 1, tile, COVERAGE * int(p.max_tiles))
+    elif model.name == "flatfield":
+        groups = list(range(n))
         wh, ww = _work_size(hy, hx, n, tile, int(p.max_tiles))
     else:
         groups = list(range(n))
@@ -445,7 +489,10 @@ def _execute(
     n_groups = max(groups) + 1
     work = _resize(lin_full, (wh, ww))  # (N, C, wh, ww)
     plan = _tiles(wh, ww, tile)
-    tiles = [(i, t) for i in range(n) for t in plan]
+    if shared_field:
+        tiles = [(i, plan[q]) for i, q in _pick_tiles(n, len(plan), int(p.max_tiles))]
+    else:
+        tiles = [(i, t) for i in range(n) for t in plan]
     target = torch.stack([work[i][:, t.ys, t.xs] for i, t in tiles]).to(dev)  # (T, C, P, P)
     tile_group = [groups[i] for i, _ in tiles]
     n_tiles = len(tiles)
@@ -503,9 +550,11 @@ def _execute(
 
     def preview(recon: torch.Tensor) -> np.ndarray:
         blend = TileBlender((c, wh, ww))
-        for j, (_i, t) in enumerate(tiles[: len(plan)]):
-            blend.add(t, recon[j].detach().float().cpu().numpy())
-        up = _resize(torch.from_numpy(blend.result())[None], (hy, hx))[0].numpy()
+        for j, (i, t) in enumerate(tiles):
+            if i == 0:
+                blend.add(t, recon[j].detach().float().cpu().numpy())
+        est = np.where(blend.wacc > 0, blend.acc / np.maximum(blend.wacc, 1e-12), work[0].numpy())
+        up = _resize(torch.from_numpy(est)[None], (hy, hx))[0].numpy()
         if model.name == "intrinsic" and p.gamma != 1:
             up = np.clip(up, 0, None) ** (1 / p.gamma)
         return layout.plane_view(up * top).astype(np.float32)
@@ -705,15 +754,26 @@ def _assemble(
             comp = model.component(s.comp, raw[k], c)
             # bicubic resizing overshoots a little: keep the field within the prior's [floor, 1]
             smooth_full[k] = _resize(comp, (hy, hx), smooth=True).clamp(s.comp.floor, 1.0).cpu().numpy()
-    # reconstruction at working scale, blended over the tiles, then at full size
-    rec_planes = []
+    # reconstruction at working scale, blended over the solved tiles, then at full size; where no
+    # tile was solved (a shared field needs only some) it is the input itself, marked "not fitted"
+    rec_planes, fit_planes = [], []
+    work_np = _resize(lin_full, (wh, ww)).numpy()
     for i in range(n):
         blend = TileBlender((c, wh, ww))
         for j, (pi, t) in enumerate(tiles):
             if pi == i:
                 blend.add(t, recon[j].float().cpu().numpy())
-        rec_planes.append(blend.result())
+        fit = blend.wacc > 0
+        rec_planes.append(np.where(fit, blend.acc / np.maximum(blend.wacc, 1e-12), work_np[i]))
+        fit_planes.append(fit)
     rec_full = _resize(torch.from_numpy(np.stack(rec_planes)), (hy, hx)).numpy()
+    fitted = (
+        F.interpolate(torch.from_numpy(np.stack(fit_planes)[:, None].astype(np.float32)), (hy, hx)).numpy()[
+            :, 0
+        ]
+        > 0.5
+    )
+    rec_full = np.where(fitted[:, None], rec_full, lin_full.numpy())
     outs: dict[str, list[np.ndarray]] = {name: [] for name in model.outputs}
     lin = lin_full.numpy()
     for i in range(n):
@@ -784,7 +844,16 @@ def _assemble(
     if arr.dtype.kind == "u":
         top_v = np.iinfo(arr.dtype).max
         sat = (layout.to_planes(np.asarray(arr)) >= top_v).any(1).reshape(*layout.lead_shape, hy, hx)
-    layers.append(OutputLayer(unexplained_mask(res_mag, sat), "unexplained", "labels", 1.0, {}))
+    fitted_img = fitted.reshape(*layout.lead_shape, hy, hx)
+    layers.append(
+        OutputLayer(
+            unexplained_mask(res_mag, sat, None if fitted.all() else fitted_img),
+            "unexplained",
+            "labels",
+            1.0,
+            {},
+        )
+    )
     meta = {
         "engine": "join",
         "napari_genprior_version": __version__,
@@ -794,6 +863,7 @@ def _assemble(
         "channel_axis": layout.channel_axis,
         "work_size": [wh, ww],
         "tiles": len(tiles),
+        "fitted_fraction": round(float(fitted.mean()), 4),
         "tile_size": plan[0].ys.stop - plan[0].ys.start,
         "shared_field": bool(shared or (model.name == "flatfield" and n == 1)),
         "losses": losses,
