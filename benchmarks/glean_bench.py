@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -157,6 +158,28 @@ def speed(scale: int, repeats: int = 5) -> dict[str, float]:
     }
 
 
+def peak_memory(scale: int, out_side: int = 4096) -> tuple[float, float, float]:
+    """A child process super-resolving a grey uint16 LR to an ``out_side``² output with the bundled
+    model: (peak resident GiB, GiB before the run (torch, model, input), seconds)."""
+    code = (
+        "import resource,sys,time,numpy as np;from napari_genprior.engines import glean,drive;"
+        "from napari_genprior.train.glean import load_glean;"
+        "n,s=int(sys.argv[1]),int(sys.argv[2]);load_glean(glean.default_model(s));"
+        "x=(np.random.default_rng(0).random((n//s,n//s))*4000).astype(np.uint16);"
+        "m0=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/2**20;t=time.perf_counter();"
+        "y=drive(glean.run(x,{'scale':s,'previews':0},device='cpu')).layers[0].data;"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/2**20,m0,time.perf_counter()-t,y.shape[0])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(out_side), str(scale)], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    peak, before, secs, side = out.stdout.split()
+    assert int(side) == out_side
+    return float(peak), float(before), float(secs)
+
+
 def _mean(rows: list[dict[str, float]], key: str) -> float:
     return float(np.mean([r[key] for r in rows]))
 
@@ -214,13 +237,33 @@ def main() -> None:
         results[f"×{scale}, realistic LR"] = evaluate(scale, max(2, args.n // 4), 0, abl, "realistic", print)
         results[f"×{scale}, out of domain"] = out_of_domain(scale, abl)
     times = {f"×{s}": speed(s, 2 if args.quick else 5) for s in (8, 16)}
+    if not args.quick:
+        for s in (8, 16):
+            times[f"×{s}"]["mem_peak"], times[f"×{s}"]["mem_before"], times[f"×{s}"]["t4096"] = peak_memory(s)
     table = _table(results)
     t_rows = [
-        [k, f"{v['tile_ms']:.1f}", f"{v['out256_s']:.2f}", f"{v['out1k_s']:.1f}", f"{v['mp_per_s']:.3f}"]
+        [
+            k,
+            f"{v['tile_ms']:.1f}",
+            f"{v['out256_s']:.2f}",
+            f"{v['out1k_s']:.1f}",
+            f"{v['mp_per_s']:.3f}",
+            f"{v['t4096']:.0f} s, {v['mem_peak']:.2f} GiB (before: {v['mem_before']:.2f})"
+            if "t4096" in v
+            else "–",
+        ]
         for k, v in times.items()
     ]
     t_table = markdown_table(
-        ["scale", "forward ms / tile", "s per 256² output", "s per 1024² output", "output MP/s"], t_rows
+        [
+            "scale",
+            "forward ms / tile",
+            "s per 256² output",
+            "s per 1024² output",
+            "output MP/s",
+            "4096² output: time, peak memory",
+        ],
+        t_rows,
     )
     print(table)
     print(t_table)
@@ -252,7 +295,8 @@ def main() -> None:
         "DIP does not do ×16). The no-bank ablation: the same encoder–decoder, trainable convolutions "
         "in place of the bank with the same parameter count, the same data, steps and settings.\n\n"
         f"{table}\n\nSpeed, single tiles and tiled outputs (default overlap 0.25), medians of 5 "
-        f"(1024²: of 2):\n\n{t_table}\n"
+        "(1024²: of 2); the 4096² output (uint16, one run in a child process) gives its peak resident "
+        f"memory and the process's before the run:\n\n{t_table}\n"
     )
     write_section("glean_bench", body)
 

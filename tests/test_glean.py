@@ -243,7 +243,27 @@ def test_engine_bad_input(tiny, tmp_path):
         _run(grey, tiny, seed=1)
 
 
-@pytest.mark.skipif(weights_path("glean-nuclei-x8") is not None, reason="a bundled ×8 model exists")
-def test_engine_default_model_missing_says_unknown():
-    with pytest.raises(InputError, match="unknown model 'glean-nuclei-x8'"):
-        drive(engine.run(np.zeros((16, 16), np.uint8), {"scale": 8}, device="cpu"))
+@pytest.mark.parametrize("scale", [8, 16])
+def test_bundled_models_beat_bicubic_on_held_out_nuclei(scale):
+    from skimage.metrics import peak_signal_noise_ratio as psnr
+    from skimage.transform import resize
+
+    from napari_genprior.data.generators import EVAL_SEED_START, nuclei
+    from napari_genprior.models import card
+    from napari_genprior.train.glean import bundled_glean, degrade
+
+    name = f"glean-nuclei-x{scale}"
+    assert name in bundled_glean()
+    c = card(name)
+    assert c["task"] == "glean" and c["scale"] == scale and c["bank"] == "nuclei" and c["steps"] > 0
+    assert c["metrics"]["glean_psnr"] > c["metrics"]["bicubic_psnr"]
+    gains = []
+    for i in range(4):
+        hr = nuclei(128, EVAL_SEED_START + 50_000 + i)
+        lr = degrade(hr[None], scale)[0]
+        sr = drive(engine.run(lr, {"scale": scale}, device="cpu")).layers[0].data  # the bundled model
+        assert sr.shape == hr.shape and sr.dtype == np.float32
+        gains.append(
+            psnr(hr, sr, data_range=1) - psnr(hr, np.clip(resize(lr, hr.shape, order=3), 0, 1), data_range=1)
+        )
+    assert np.mean(gains) > 0.5, gains
