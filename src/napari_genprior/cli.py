@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -858,7 +858,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model == "disc":
         return cmd_train_disc(args)
     from .data.generators import DOMAINS
-    from .engines.base import resolve_device
     from .train.gan import GanConfig, train_gan
 
     if args.data not in DOMAINS and not Path(args.data).is_dir():
@@ -886,16 +885,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         sample_every=args.sample_every,
         seed=args.seed,
     )
-    try:
-        ckpt = train_gan(cfg, device=str(resolve_device(args.device)))
-    except ValueError as err:  # e.g. a checkpoint whose settings cannot resume this run
-        raise InputError(str(err)) from None
-    if args.export:
-        from .train.gan import export_gan
+    from .train.gan import export_gan
 
+    return _train_then_export(train_gan, cfg, args.device, export_gan, args.export, grid_png=args.grid)
+
+
+def _train_then_export(
+    train: Callable[..., Path],
+    cfg: Any,
+    device: str,
+    export: Callable[..., Path],
+    out: Path | None,
+    **kw: Any,
+) -> int:
+    """Run a training command's ``train(cfg, device=…)``; with ``out``, export the checkpoint there
+    with the command line in its model card. A checkpoint that cannot resume this run is a one-line
+    error."""
+    from .engines.base import resolve_device
+
+    try:  # e.g. a checkpoint whose settings cannot resume this run
+        ckpt = train(cfg, device=str(resolve_device(device)))
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if out:
         command = "napari-genprior " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
-        out = export_gan(ckpt, args.export, command=command, grid_png=args.grid)
-        print(f"exported {out} and {out.with_suffix('.json')}")
+        path = export(ckpt, out, command=command, **kw)
+        print(f"exported {path} and {path.with_suffix('.json')}")
     return 0
 
 
@@ -948,7 +963,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_train_irn(args: argparse.Namespace) -> int:
-    from .engines.base import resolve_device
     from .train.irn import IrnConfig, train_irn
 
     if args.data != "builtin" and not Path(args.data).is_dir():
@@ -974,21 +988,12 @@ def cmd_train_irn(args: argparse.Namespace) -> int:
         val_every=args.val_every,
         seed=args.seed,
     )
-    try:
-        ckpt = train_irn(cfg, device=str(resolve_device(args.device)))
-    except ValueError as err:
-        raise InputError(str(err)) from None
-    if args.export:
-        from .train.irn import export_irn
+    from .train.irn import export_irn
 
-        command = "napari-genprior " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
-        out = export_irn(ckpt, args.export, command=command)
-        print(f"exported {out} and {out.with_suffix('.json')}")
-    return 0
+    return _train_then_export(train_irn, cfg, args.device, export_irn, args.export)
 
 
 def cmd_train_glean(args: argparse.Namespace) -> int:
-    from .engines.base import resolve_device
     from .train.glean import GleanConfig, export_glean, train_glean
 
     if min(args.steps, args.batch, args.rrdb_blocks + 1, args.sample_every) < 1 or not args.lr > 0:
@@ -1012,15 +1017,7 @@ def cmd_train_glean(args: argparse.Namespace) -> int:
         sample_every=args.sample_every,
         seed=args.seed,
     )
-    try:
-        ckpt = train_glean(cfg, device=str(resolve_device(args.device)))
-    except ValueError as err:
-        raise InputError(str(err)) from None
-    if args.export:
-        command = "napari-genprior " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
-        out = export_glean(ckpt, args.export, command=command)
-        print(f"exported {out} and {out.with_suffix('.json')}")
-    return 0
+    return _train_then_export(train_glean, cfg, args.device, export_glean, args.export)
 
 
 def cmd_glean(args: argparse.Namespace) -> int:
