@@ -241,6 +241,18 @@ def test_cancel_stops_the_run():
     assert len(calls) == 3
 
 
+def test_in_domain_weights_per_component():
+    ff = FlatField()
+    assert join.JoinParams().in_domain_of(ff) == {
+        c.name: (ff.in_domain if c.in_domain is None else c.in_domain) for c in ff.components
+    }
+    assert set(join.JoinParams(in_domain=0.5).in_domain_of(ff).values()) == {0.5}  # one for all
+    mixed = join.JoinParams(in_domain={"flatfield": 0.0}).in_domain_of(ff)
+    assert mixed["flatfield"] == 0.0 and mixed["specimen"] == join.JoinParams().in_domain_of(ff)["specimen"]
+    with pytest.raises(InputError, match="in_domain"):
+        join.JoinParams(in_domain={"flatfield": -1.0}).validate()
+
+
 def test_projector_schedule():
     assert join.projector_lr(0.0, 0.1) == 0.0
     assert join.projector_lr(0.5, 0.1) == pytest.approx(0.1)

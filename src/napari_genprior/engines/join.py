@@ -71,7 +71,8 @@ class JoinParams:
     - ``steps``: stage-1 steps; ``finetune_steps``: stage-2 steps (0: stage 2 off); ``restarts``.
     - ``lr`` (stage 1, Adam on the latents, with the projector's ramp), ``finetune_lr`` (stage 2).
     - ``distance``: ``mse+lap`` (pixel MSE + Laplacian-pyramid L1) or ``mse``.
-    - ``in_domain``: weight of ‖w − w̄‖² (``None``: the forward model's measured default); ``adversarial``: weight of each discriminator term in
+    - ``in_domain``: weight of ‖w − w̄‖², one for all components or ``{component: weight}``
+      (``None``, or a component left out: the forward model's measured default); ``adversarial``: weight of each discriminator term in
       stage 2 (0: plain fine-tuning); ``support``: support latents per prior in stage 2.
     - ``gamma``: intrinsic only, I_lin = I^gamma (2.2 for sRGB photographs, 1 for linear data).
     - ``darkfield``: flat-field only, ``scalar`` | ``field`` | ``none``.
@@ -92,7 +93,7 @@ class JoinParams:
     distance: str = "l1+lap"
     latent: str = "auto"
     probe: float = PROBE_FRACTION
-    in_domain: float | None = None
+    in_domain: float | dict[str, float] | None = None
     adversarial: float = 1e-3
     support: int = 4
     gamma: float = 1.0
@@ -132,11 +133,7 @@ class JoinParams:
         for name in ("lr", "finetune_lr"):
             if not getattr(self, name) > 0:
                 raise InputError(f"{name} must be > 0")
-        if (
-            (self.in_domain is not None and self.in_domain < 0)
-            or self.adversarial < 0
-            or int(self.support) < 0
-        ):
+        if any(v < 0 for v in self._in_domain_values()) or self.adversarial < 0 or int(self.support) < 0:
             raise InputError("in_domain, adversarial and support must be >= 0")
         if not (self.gamma > 0 and math.isfinite(self.gamma)):
             raise InputError(
@@ -148,6 +145,18 @@ class JoinParams:
             raise InputError("max_tiles must be >= 1")
         if int(self.preview_every) < 0:
             raise InputError("preview_every must be >= 0 (0: no preview)")
+
+    def _in_domain_values(self) -> list[float]:
+        if self.in_domain is None:
+            return []
+        return list(self.in_domain.values()) if isinstance(self.in_domain, dict) else [self.in_domain]
+
+    def in_domain_of(self, model: ForwardModel) -> dict[str, float]:
+        """The in-domain weight of each of ``model``'s components."""
+        if self.in_domain is not None and not isinstance(self.in_domain, dict):
+            return {c.name: float(self.in_domain) for c in model.components}  # one weight for all
+        defaults = {c.name: model.in_domain if c.in_domain is None else c.in_domain for c in model.components}
+        return {k: float((self.in_domain or {}).get(k, v)) for k, v in defaults.items()}
 
     def model(self) -> ForwardModel:
         opts: dict[str, Any] = {}
@@ -568,7 +577,7 @@ def _execute(
     restart_losses: list[float] = []
     target_r = target.repeat(r, 1, 1, 1)
     rec_loss = torch.zeros(r)
-    in_domain = model.in_domain if p.in_domain is None else float(p.in_domain)
+    in_domain = p.in_domain_of(model)
     for step in range(1, int(p.steps) + 1):
         _check(cancel)
         for group_ in opt.param_groups:
@@ -576,9 +585,9 @@ def _execute(
         recon, _, _ = decode(gens, lat, extra, r)
         rec_loss = _distance(recon, target_r, p.distance).view(r, n_tiles).sum(1)
         loss = rec_loss.sum()
-        if in_domain > 0:
-            for k in slots:
-                loss = loss + in_domain * (lat[k] - w_means[k]).square().mean((1, 2, 3)).sum()
+        for k in slots:
+            if in_domain[k] > 0:
+                loss = loss + in_domain[k] * (lat[k] - w_means[k]).square().mean((1, 2, 3)).sum()
         for v in noises.values():
             loss = loss + 1e5 * _noise_reg(v)
         opt.zero_grad(set_to_none=True)

@@ -40,6 +40,7 @@ class Component:
     smooth: bool
     floor: float = 0.0
     latent: str = "w+"
+    in_domain: float | None = None  # this component's ‖w − w̄‖² weight (None: the model's)
 
 
 class ForwardModel:
