@@ -331,8 +331,9 @@ def main() -> None:
     ap.add_argument(
         "--times", type=int, default=0, metavar="R", help="only time the target cases, R repeats each"
     )
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.times:
         table = bench_times(args.times, print)
         print(table)
