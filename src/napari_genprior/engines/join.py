@@ -583,7 +583,9 @@ def _execute(
         for group_ in opt.param_groups:
             group_["lr"] = projector_lr((step - 1) / p.steps, p.lr)
         recon, _, _ = decode(gens, lat, extra, r)
-        rec_loss = _distance(recon, target_r, p.distance).view(r, n_tiles).sum(1)
+        # the mean over tiles: the in-domain penalty then weighs the same for 1 tile or 8 (with a sum,
+        # more tiles meant a weaker prior and the shared field drifted off the prior's domain)
+        rec_loss = _distance(recon, target_r, p.distance).view(r, n_tiles).mean(1)
         loss = rec_loss.sum()
         for k in slots:
             if in_domain[k] > 0:
@@ -607,7 +609,7 @@ def _execute(
         yield Progress(
             step,
             total,
-            float(rec_loss.detach().min()) / n_tiles,
+            float(rec_loss.detach().min()),
             preview(recon[:n_tiles] if r == 1 else recon.view(-1, n_tiles, *recon.shape[1:])[0])
             if show
             else None,
@@ -618,7 +620,7 @@ def _execute(
         restart_losses = [round(float(v), 6) for v in rec_loss.detach()]
         best = int(torch.argmin(rec_loss.detach()))
         lat, extra, noises, opt = _keep_restart(opt, lat, extra, noises, best, r)
-    stage1 = float(rec_loss.detach().min()) / n_tiles
+    stage1 = float(rec_loss.detach().min())
     lat = {k: v.detach() for k, v in lat.items()}
     extra = {k: v.detach() for k, v in extra.items()}
     noises = {k: [t_.detach() for t_ in v] for k, v in noises.items()}
