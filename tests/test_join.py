@@ -190,11 +190,13 @@ def test_a_stack_sharing_a_field_solves_some_tiles_at_the_prior_scale():
     fast = {**FAST, "forward": "flatfield", "steps": 2, "restarts": 1, "max_tiles": 2}
     res = drive(join.run(stack, fast, device="cpu"))
     assert res.metadata["tiles"] == 2 and res.metadata["work_size"] == [128, 128]  # not downscaled
-    assert res.metadata["fitted_fraction"] == pytest.approx(2 / 6)
+    assert res.metadata["fitted_fraction"] == pytest.approx(2 / 6, abs=1e-3)
     labels = res.layer("unexplained").data
     assert labels.shape == stack.shape
-    assert (labels[2:] == 3).all() and not (labels[:2] == 3).any()  # planes 0 and 1 were solved
-    np.testing.assert_array_equal(res.layer("residual").data[2:], 0)  # not fitted: input itself
+    solved = [i for i in range(6) if not (labels[i] == 3).any()]
+    others = [i for i in range(6) if i not in solved]
+    assert len(solved) == 2 and 0 in solved and all((labels[i] == 3).all() for i in others)
+    np.testing.assert_allclose(res.layer("residual").data[others], 0, atol=1e-6)  # not fitted: the input
     assert np.isfinite(res.layer("corrected").data).all()  # every plane is corrected
 
 
