@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "check_cancel",
     "Cancelled",
     "InputError",
     "OutputLayer",
@@ -54,6 +55,12 @@ def params_from(cls: type, params: Any, engine: str) -> Any:
 
 class Cancelled(Exception):
     """The run was cancelled; nothing was produced."""
+
+
+def check_cancel(cancel: Callable[[], bool] | None) -> None:
+    """Raise :class:`Cancelled` if ``cancel`` (an engine's cancel callback) says so."""
+    if cancel is not None and cancel():
+        raise Cancelled("cancelled")
 
 
 @dataclass

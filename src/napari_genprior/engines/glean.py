@@ -27,7 +27,16 @@ import torch
 from .. import __version__
 from ..imaging import Normalizer, PlaneLayout, check_image, guess_channel_axis
 from ..nets.glean import GLEAN
-from .base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, params_from, resolve_device
+from .base import (
+    EngineRun,
+    InputError,
+    OutputLayer,
+    Progress,
+    Result,
+    check_cancel,
+    params_from,
+    resolve_device,
+)
 from .tiling import TileBlender, tile_plan
 
 __all__ = ["MIN_SIDE", "SCALES", "GleanParams", "default_model", "prepare", "run"]
@@ -140,11 +149,6 @@ def run(
     return _execute(arr, p, layout, net.to(dev), info, dev, cancel)
 
 
-def _check_cancel(cancel: Callable[[], bool] | None) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled("cancelled")
-
-
 def _execute(
     arr: np.ndarray,
     p: GleanParams,
@@ -173,7 +177,7 @@ def _execute(
             plane = np.pad(plane, ((0, 0), (0, ph - h), (0, pw - w)), mode=p.pad_mode)
         blend = TileBlender((c, ph * s, pw * s), s)
         for b0 in range(0, m, int(p.batch_tiles)):
-            _check_cancel(cancel)
+            check_cancel(cancel)
             batch = plan[b0 : b0 + int(p.batch_tiles)]
             x = torch.from_numpy(np.stack([plane[:, tl.ys, tl.xs] for tl in batch])).to(dev)
             with torch.inference_mode():

@@ -31,7 +31,16 @@ from .. import __version__
 from ..imaging import Normalizer, PlaneLayout, check_image, guess_channel_axis
 from ..models import weights_path
 from ..nets.irn import InvRescaleNet
-from .base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, params_from, resolve_device
+from .base import (
+    EngineRun,
+    InputError,
+    OutputLayer,
+    Progress,
+    Result,
+    check_cancel,
+    params_from,
+    resolve_device,
+)
 from .tiling import TileBlender, tile_plan
 
 __all__ = [
@@ -376,11 +385,6 @@ def _execute(
     return Result(layers, meta)
 
 
-def _check_cancel(cancel: Callable[[], bool] | None) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled("cancelled")
-
-
 def _down(
     model: _Model, planes: np.ndarray, p: IRNParams, cancel: Callable[[], bool] | None, stages: int
 ) -> Generator[Progress, None, np.ndarray]:
@@ -397,7 +401,7 @@ def _down(
         x = _pad_to(planes[i], lh * s, lw * s)
         blend = TileBlender((c, lh, lw))
         for t in plan:
-            _check_cancel(cancel)
+            check_cancel(cancel)
             blend.add(t, model.down(x[:, t.ys.start * s : t.ys.stop * s, t.xs.start * s : t.xs.stop * s]))
             k += 1
             yield Progress(
@@ -440,7 +444,7 @@ def _up(
             ]
             blend = TileBlender((c, lh * s, lw * s), s)
             for t in plan:
-                _check_cancel(cancel)
+                check_cancel(cancel)
                 blend.add(t, model.up(lr[i][:, t.ys, t.xs], [zu[:, t.ys, t.xs] for zu in z]))
                 k += 1
                 yield Progress(stage * per_stage + k, total, math.nan, None, f"up: {k}/{per_stage}")

@@ -42,7 +42,16 @@ from .. import __version__
 from ..imaging import PlaneLayout, check_image, guess_channel_axis
 from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection
 from ..physics.composition import FORWARD_MODELS, ForwardModel, forward_model
-from .base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, params_from, resolve_device
+from .base import (
+    EngineRun,
+    InputError,
+    OutputLayer,
+    Progress,
+    Result,
+    check_cancel,
+    params_from,
+    resolve_device,
+)
 from .tiling import Tile, TileBlender
 
 __all__ = ["DISTANCES", "JoinParams", "laplacian_distance", "load_component_prior", "run", "unexplained_mask"]
@@ -455,11 +464,6 @@ def run(
     return _execute(arr, p, model, layout, slots, tile, dev, cancel)
 
 
-def _check(cancel: Callable[[], bool] | None) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled("cancelled")
-
-
 def _execute(
     arr: np.ndarray,
     p: JoinParams,
@@ -579,7 +583,7 @@ def _execute(
     rec_loss = torch.zeros(r)
     in_domain = p.in_domain_of(model)
     for step in range(1, int(p.steps) + 1):
-        _check(cancel)
+        check_cancel(cancel)
         for group_ in opt.param_groups:
             group_["lr"] = projector_lr((step - 1) / p.steps, p.lr)
         recon, _, _ = decode(gens, lat, extra, r)
@@ -697,7 +701,7 @@ def _finetune(p, model, slots, gens, lat, decode, extra, target, n_tiles, total,
     opt = torch.optim.Adam(params_, lr=p.finetune_lr, betas=(0.9, 0.999))
     rng = np.random.default_rng(p.seed + 1)
     for step in range(1, int(p.finetune_steps) + 1):
-        _check(cancel)
+        check_cancel(cancel)
         recon, _, raw = decode(tuned, lat, extra, 1)
         rec = _distance(recon, target, p.distance).sum()
         loss = rec
