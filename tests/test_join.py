@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_genprior.data.generators import nuclei
 from napari_genprior.engines import join
 from napari_genprior.engines.base import Cancelled, InputError, drive
 from napari_genprior.engines.classical import blur_flatfield, blur_shading, lmse, retinex_shading, si_mse
@@ -170,6 +171,64 @@ def test_stack_shares_one_field_unless_per_plane():
     assert not per.metadata["shared_field"]
 
 
+def _field(seed: int, size: int) -> np.ndarray:
+    f = torch.nn.functional.interpolate(
+        torch.from_numpy(_prior_sample("illumination", seed))[None, None], size=(size, size), mode="bicubic"
+    )[0, 0].numpy()
+    return np.clip(f, 0.1, None)
+
+
+def test_stack_term_scores_the_field_against_the_mean_plane():
+    m = FlatField()
+    rng = np.random.default_rng(4)
+    f = _field(9, 128)
+    planes = torch.from_numpy((f * rng.random((6, 128, 128))).astype(np.float32))[:, None]
+    assert m.group_stats(planes[:2], [0, 1]) is None  # no group of 2 or more planes: no term
+    assert forward_model("intrinsic").group_stats(planes, [0] * 6) is None
+    stats = m.group_stats(planes, [0] * 6)
+    true = torch.from_numpy(f)[None, None, None]  # (R=1, G=1, 1, s, s)
+    flat = torch.ones_like(true)
+    assert float(m.group_loss({"flatfield": flat}, stats)[0]) == pytest.approx(1.0, abs=1e-4)
+    # the true field explains the mean plane up to the specimens' own spread (gain is free)
+    assert float(m.group_loss({"flatfield": 3 * true}, stats)[0]) < 0.05
+    both = m.group_loss({"flatfield": torch.cat([true, flat])}, stats)
+    assert both.shape == (2,) and both[0] < both[1]
+
+
+def test_the_stack_term_brings_a_shared_field_closer_than_the_tiles_alone():
+    # 16 planes, 8 tiles: the mean plane carries the planes that the tiles leave out
+    f = _field(11, 128)
+    stack = (f * np.stack([nuclei(128, 20 + i) for i in range(16)]) + 0.02).astype(np.float32)
+    fast = {**FAST, "forward": "flatfield", "steps": 40, "restarts": 1}
+    runs = {w: drive(join.run(stack, {**fast, "stack_weight": w}, device="cpu")) for w in (0.0, 0.3)}
+    err = {w: si_mse(r.layer("flatfield").data, f / f.mean()) for w, r in runs.items()}
+    assert runs[0.0].metadata["losses"]["stack"] is None
+    assert 0 <= runs[0.3].metadata["losses"]["stack"] < 1  # better than a flat field
+    assert err[0.3] < 0.6 * err[0.0], err
+
+
+def test_the_stack_term_is_off_where_the_tiles_cover_the_stack_or_the_planes_repeat():
+    f = _field(11, 128)
+    fast = {**FAST, "forward": "flatfield", "steps": 2, "restarts": 1, "stack_weight": 0.3}
+    covered = (f * np.stack([nuclei(128, 20 + i) for i in range(4)]) + 0.02).astype(np.float32)
+    res = drive(join.run(covered, fast, device="cpu"))  # 4 planes, 4 tiles: all solved
+    assert res.metadata["losses"]["stack"] is None and "warnings" not in res.metadata
+    # samples of the prior near its mean share one layout, as a time-lapse of one field of view
+    # does: their mean plane is mostly specimen, so it must not steer the field
+    specs = np.stack([_prior_sample("nuclei", 20 + i, psi=0.7) for i in range(4)])
+    same = (f * specs + 0.02).astype(np.float32)
+    on = drive(join.run(same, {**fast, "max_tiles": 2}, device="cpu"))
+    off = drive(join.run(same, {**fast, "max_tiles": 2, "stack_weight": 0.0}, device="cpu"))
+    assert on.metadata["losses"]["stack"] is None
+    assert any("same content" in w for w in on.metadata["warnings"])
+    np.testing.assert_allclose(on.layer("flatfield").data, off.layer("flatfield").data, rtol=1e-5)
+    stats = FlatField().group_stats(torch.from_numpy(same)[:, None], [0] * 4)
+    assert float(stats["shared_content"][0]) > FlatField.SHARED_CONTENT
+    assert (
+        float(FlatField().group_stats(torch.from_numpy(covered)[:, None], [0] * 4)["shared_content"][0]) < 0.1
+    )
+
+
 def test_tiles_for_a_shared_field_cover_every_position_and_vary_the_planes():
     assert join._pick_tiles(2, 3, 8) == [(i, q) for i in range(2) for q in range(3)]  # all fit
     picked = join._pick_tiles(8, 4, 8)
@@ -253,6 +312,10 @@ def test_in_domain_weights_per_component():
     assert mixed["flatfield"] == 0.0 and mixed["specimen"] == join.JoinParams().in_domain_of(ff)["specimen"]
     with pytest.raises(InputError, match="in_domain"):
         join.JoinParams(in_domain={"flatfield": -1.0}).validate()
+    # the stack term has its own default for the field; a weight given explicitly still wins
+    stacked = join.JoinParams().in_domain_of(ff, stacked=True)
+    assert stacked["flatfield"] == ff.stack_in_domain["flatfield"] != ff.in_domain
+    assert join.JoinParams(in_domain=0.5).in_domain_of(ff, stacked=True)["flatfield"] == 0.5
 
 
 def test_projector_schedule():
@@ -282,6 +345,7 @@ def test_projector_schedule():
         (np.zeros((64, 64), np.float32), {"priors": {"albedo": "no-such-prior"}}, "neither a bundled prior"),
         (np.zeros((64, 64), np.float32), {"priors": {"specimen": "nuclei"}}, "no component"),
         (np.zeros((64, 64), np.float32), {"restarts": 0}, "restarts"),
+        (np.zeros((2, 128, 128), np.float32), {"forward": "flatfield", "stack_weight": -1}, "stack_weight"),
     ],
 )
 def test_bad_input_is_refused_with_a_message(image, params, match):
@@ -359,7 +423,7 @@ def test_cli_join_writes_the_components(tmp_path):
         "--finetune-steps",
         "0",
     ]
-    assert main([*args, "--restarts", "1", "--quiet"]) == 0
+    assert main([*args, "--restarts", "1", "--stack-weight", "0.5", "--quiet"]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {
         "corrected.tif",
@@ -375,5 +439,6 @@ def test_cli_join_writes_the_components(tmp_path):
     assert tifffile.imread(out / "corrected.tif").dtype == np.float32
     meta = json.loads((out / "join.json").read_text())
     assert meta["forward"] == "flatfield" and meta["steps"] == 2 and "stage1" in meta["losses"]
+    assert meta["stack_weight"] == 0.5
     assert main([*args, "--prior", "specimen"]) == 2  # malformed --prior
     assert main([*args, "--per-plane", "--prior", "flatfield=nope.pt"]) == 2

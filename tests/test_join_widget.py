@@ -27,6 +27,7 @@ def test_intrinsic_outputs_are_layers_over_the_input(make_napari_viewer, qtbot):
     viewer.window.add_dock_widget(widget)
     assert widget.forward.value == "intrinsic"
     assert not widget.gamma.native.isHidden() and widget.darkfield.native.isHidden()
+    assert widget.stack_weight.native.isHidden() and "stack_weight" not in widget.params()
     assert [b.value for b in widget.prior_boxes] == ["albedo", "shading"]
     rgb = (np.random.default_rng(0).random((64, 72, 3)) * 200 + 20).astype(np.uint8)
     layer = viewer.add_image(rgb, name="scene", scale=(0.5, 0.5), translate=(3.0, 4.0))
@@ -65,7 +66,10 @@ def test_flatfield_entry_shares_one_field_over_a_stack(make_napari_viewer, qtbot
     assert widget.forward.value == "flatfield"
     assert [b.value for b in widget.prior_boxes] == ["nuclei", "illumination"]
     assert not widget.darkfield.native.isHidden() and not widget.per_plane.native.isHidden()
+    assert not widget.stack_weight.native.isHidden()
     assert widget.gamma.native.isHidden()
+    widget.stack_weight.value = 0.5
+    assert widget.params()["stack_weight"] == 0.5
     rng = np.random.default_rng(1)
     stack = (rng.random((2, 128, 128)) * 3000 + 200).astype(np.uint16)
     layer = viewer.add_image(stack, name="plate", scale=(1.0, 0.3, 0.3))

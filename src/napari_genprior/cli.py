@@ -362,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="flatfield stacks: one field per plane instead of one shared field",
     )
     jo.add_argument(
+        "--stack-weight",
+        type=float,
+        default=jdef.stack_weight,
+        help="flatfield stacks with a shared field: weight of the stack term (the field must also "
+        "explain the blurred mean plane; used when the tiles leave planes out; 0: off)",
+    )
+    jo.add_argument(
         "--darkfield",
         choices=("scalar", "field", "none"),
         default="scalar",
@@ -718,6 +725,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         "restarts": args.restarts,
         "priors": priors,
         "per_plane": args.per_plane,
+        "stack_weight": args.stack_weight,
         "darkfield": args.darkfield,
         "gamma": args.gamma,
         "seed": args.seed,

@@ -76,6 +76,15 @@ class JoinWidget(RunControls, ImageChoices, Container):
         )
         self.darkfield = ComboBox(label="dark-field", choices=["scalar", "field", "none"], value=d.darkfield)
         self.per_plane = CheckBox(label="per-plane field", value=False, tooltip="stacks: one field per plane")
+        self.stack_weight = FloatSpinBox(
+            label="stack term",
+            min=0.0,
+            max=10.0,
+            step=0.1,
+            value=d.stack_weight,
+            tooltip="shared field: how much the blurred mean of all planes steers the field "
+            "(used when the tiles leave planes out; 0: off)",
+        )
         self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=d.seed)
         self.preview_every = SpinBox(label="preview every", min=0, max=10_000, value=d.preview_every)
@@ -96,6 +105,7 @@ class JoinWidget(RunControls, ImageChoices, Container):
                 self.gamma,
                 self.darkfield,
                 self.per_plane,
+                self.stack_weight,
                 self.device,
                 self.seed,
                 self.preview_every,
@@ -120,6 +130,7 @@ class JoinWidget(RunControls, ImageChoices, Container):
                 box.value = comp.prior
         self.gamma.visible = model.name == "intrinsic"
         self.darkfield.visible = self.per_plane.visible = model.name == "flatfield"
+        self.stack_weight.visible = model.name == "flatfield"
 
     def params(self) -> dict[str, Any]:
         """The engine parameters the widget's current values stand for."""
@@ -141,6 +152,7 @@ class JoinWidget(RunControls, ImageChoices, Container):
         else:
             p["darkfield"] = self.darkfield.value
             p["per_plane"] = bool(self.per_plane.value)
+            p["stack_weight"] = float(self.stack_weight.value)
         return p
 
     def run(self) -> bool:

@@ -90,6 +90,11 @@ class JoinParams:
       on that many tiles spread over the planes and positions (the rest are "not fitted", label 3
       of ``unexplained``); ``per_plane`` downscales the planes until all their tiles fit. The
       field and the corrected specimen always come out at full resolution for every plane.
+    - ``stack_weight``: flat-field stacks with a shared field, weight of the stack term: the
+      field must also explain the blurred mean of all the planes. It applies only when the tiles
+      leave part of the stack unsolved (more tile positions than ``max_tiles``) and the planes
+      show different content (not a time-lapse of one field of view); 0 turns it off. Single
+      planes and ``per_plane`` have no such term.
     """
 
     forward: str = "intrinsic"
@@ -109,6 +114,7 @@ class JoinParams:
     darkfield: str = "scalar"
     per_plane: bool = False
     max_tiles: int = 8
+    stack_weight: float = 0.3
     seed: int = 0
     preview_every: int = 10
     channel_axis: int | str | None = "auto"
@@ -152,6 +158,10 @@ class JoinParams:
             raise InputError(f"darkfield must be scalar, field or none, not {self.darkfield!r}")
         if int(self.max_tiles) < 1:
             raise InputError("max_tiles must be >= 1")
+        if not (self.stack_weight >= 0 and math.isfinite(self.stack_weight)):
+            raise InputError(
+                f"stack_weight must be a number >= 0 (0: no stack term), not {self.stack_weight}"
+            )
         if int(self.preview_every) < 0:
             raise InputError("preview_every must be >= 0 (0: no preview)")
 
@@ -160,11 +170,14 @@ class JoinParams:
             return []
         return list(self.in_domain.values()) if isinstance(self.in_domain, dict) else [self.in_domain]
 
-    def in_domain_of(self, model: ForwardModel) -> dict[str, float]:
-        """The in-domain weight of each of ``model``'s components."""
+    def in_domain_of(self, model: ForwardModel, stacked: bool = False) -> dict[str, float]:
+        """The in-domain weight of each of ``model``'s components (``stacked``: the stack term of
+        :meth:`ForwardModel.group_loss` is in use, which has its own defaults)."""
         if self.in_domain is not None and not isinstance(self.in_domain, dict):
             return {c.name: float(self.in_domain) for c in model.components}  # one weight for all
         defaults = {c.name: model.in_domain if c.in_domain is None else c.in_domain for c in model.components}
+        if stacked:
+            defaults.update(model.stack_in_domain)
         return {k: float((self.in_domain or {}).get(k, v)) for k, v in defaults.items()}
 
     def model(self) -> ForwardModel:
@@ -581,16 +594,36 @@ def _execute(
     restart_losses: list[float] = []
     target_r = target.repeat(r, 1, 1, 1)
     rec_loss = torch.zeros(r)
-    in_domain = p.in_domain_of(model)
+    # the stack term only where the tiles leave some of the stack unsolved: then the mean plane brings
+    # the planes the tiles miss; with every tile solved it only repeats the data, blurred and biased
+    # (no offset, specimen left in the mean), and measured worse than the tiles alone (docs/join.md)
+    partial = n_tiles < n * len(plan)
+    stats = model.group_stats(lin_full, groups) if p.stack_weight > 0 and partial else None
+    if stats is not None and not bool(stats["valid"].any()):
+        warnings.append(
+            "the planes show the same content (a time-lapse or z-stack of one field of view?), so their "
+            "mean is no estimate of the field: the stack term is off, the field comes from the tiles alone"
+        )
+        stats = None
+    in_domain = p.in_domain_of(model, stacked=stats is not None)
+    stack_mis = None
+    smooth_keys = [k for k, s in slots.items() if s.comp.smooth]
     for step in range(1, int(p.steps) + 1):
         check_cancel(cancel)
         for group_ in opt.param_groups:
             group_["lr"] = projector_lr((step - 1) / p.steps, p.lr)
-        recon, _, _ = decode(gens, lat, extra, r)
+        recon, _, raw = decode(gens, lat, extra, r)
         # the mean over tiles: the in-domain penalty then weighs the same for 1 tile or 8 (with a sum,
         # more tiles meant a weaker prior and the shared field drifted off the prior's domain)
         rec_loss = _distance(recon, target_r, p.distance).view(r, n_tiles).mean(1)
         loss = rec_loss.sum()
+        if stats is not None:
+            sm = {
+                k: model.component(slots[k].comp, raw[k], c).view(r, n_groups, -1, *raw[k].shape[-2:])
+                for k in smooth_keys
+            }
+            stack_mis = model.group_loss(sm, stats)
+            loss = loss + p.stack_weight * stack_mis.sum()
         for k in slots:
             if in_domain[k] > 0:
                 loss = loss + in_domain[k] * (lat[k] - w_means[k]).square().mean((1, 2, 3)).sum()
@@ -654,7 +687,13 @@ def _execute(
         (wh, ww),
         top,
         lin_full,
-        {"stage1": stage1, "stage2": stage2, "restarts": restart_losses},
+        {
+            "stage1": stage1,
+            "stage2": stage2,
+            "restarts": restart_losses,
+            # the stack term's misfit (0: the field explains the blurred mean plane; ~1: flat)
+            "stack": None if stack_mis is None else round(float(stack_mis.detach().min()), 6),
+        },
         warnings,
         dev,
         t0,

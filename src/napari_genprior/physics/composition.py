@@ -55,6 +55,8 @@ class ForwardModel:
     image_channels: ClassVar[tuple[int, ...]] = (1, 3)
     #: default weight of the in-domain penalty ‖w − w̄‖² (measured per model, docs/join.md)
     in_domain: ClassVar[float] = 0.03
+    #: in-domain weights that replace the defaults when :meth:`group_loss` is in use
+    stack_in_domain: ClassVar[dict[str, float]] = {}
     #: whether stage 2 fine-tunes the smooth fields' generators too (else they stay the prior's)
     finetune_smooth: ClassVar[bool] = True
 
@@ -76,6 +78,17 @@ class ForwardModel:
     def linearise(self, image: torch.Tensor) -> torch.Tensor:
         """Input (normalised) → the linear image the composition explains."""
         return image
+
+    def group_stats(self, planes: torch.Tensor, groups: list[int]) -> dict[str, torch.Tensor] | None:
+        """Statistics of the full-resolution linear planes ``(N, C, H, W)`` that the smooth
+        components of each group must explain as a whole (see :meth:`group_loss`), or ``None``
+        when the model has no such term."""
+        return None
+
+    def group_loss(self, smooth: dict[str, torch.Tensor], stats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(R,)``: how badly the smooth components, ``{name: (R, groups, 1, s, s)}``, explain
+        ``stats`` (from :meth:`group_stats`), for each of ``R`` restarts."""
+        raise NotImplementedError
 
     def compose(
         self, parts: dict[str, torch.Tensor], extra: dict[str, torch.Tensor], group: torch.Tensor
@@ -128,6 +141,18 @@ class Intrinsic(ForwardModel):
         return {"albedo": (image / s).astype(np.float32), "shading": s.astype(np.float32)}
 
 
+def _detail_correlation(detail: torch.Tensor) -> float:
+    """Mean correlation over pairs of planes ``(n, 1, k, k)``, ``n >= 2`` (0 for one plane)."""
+    n = detail.shape[0]
+    if n < 2:
+        return 0.0
+    h = detail.reshape(n, -1)
+    h = h - h.mean(1, keepdim=True)
+    h = h / h.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    c = h @ h.T
+    return float((c.sum() - c.diagonal().sum()) / (n * (n - 1)))
+
+
 class FlatField(ForwardModel):
     """I = g · F · X + D: a specimen X from the ``nuclei`` prior (or any grey prior), a smooth
     illumination field F from the ``illumination`` prior, a gain g and a dark offset D (``darkfield``
@@ -145,6 +170,9 @@ class FlatField(ForwardModel):
     # measured as 0.3 on 256² images (4 tiles) when the data term was summed over tiles; the same
     # balance with the per-tile mean the solver now uses
     in_domain = 0.075
+    # with the stack term pulling the field towards the blurred mean plane (which keeps some
+    # specimen), a firmer prior on the field measured better on the tuning stacks (docs/join.md)
+    stack_in_domain = {"flatfield": 0.2}
     finetune_smooth = False
     DARKFIELDS = ("scalar", "field", "none")
 
@@ -176,6 +204,60 @@ class FlatField(ForwardModel):
         x, f = parts["specimen"], parts["flatfield"]
         gain = extra["log_gain"][group].exp()[:, None, None, None]
         return gain * f * x + self._dark(extra, group, x.shape[-2:])
+
+    #: side of the grid on which a stack's mean plane is compared with the field, and the blur
+    #: (a fraction of the side) that both get first, as the blurred-image baseline does
+    STACK_GRID = 64
+    STACK_BLUR = 1 / 8
+
+    def _blur(self, x: torch.Tensor) -> torch.Tensor:
+        sigma = self.STACK_BLUR * x.shape[-1]
+        r = int(min(3 * sigma, x.shape[-1] - 1))
+        t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+        k = torch.exp(-0.5 * (t / sigma) ** 2)
+        k = k / k.sum()
+        x = F.pad(x, (r, r, r, r), mode="reflect")
+        x = F.conv2d(x, k.view(1, 1, 1, -1))
+        return F.conv2d(x, k.view(1, 1, -1, 1))
+
+    #: planes whose fine detail correlates more than this (mean over pairs) show the same content,
+    #: a time-lapse or z-stack of one field of view: their mean keeps the specimen, not the field
+    SHARED_CONTENT = 0.3
+
+    def group_stats(self, planes, groups):
+        # planes that share a field share its expectation: where the specimens vary from plane to
+        # plane, their mean tends to a constant and the mean plane to gain·F + D (BaSiC's premise)
+        n_groups = max(groups) + 1
+        sizes = np.bincount(groups, minlength=n_groups)
+        if sizes.max() < 2:
+            return None
+        k = self.STACK_GRID
+        idx = np.asarray(groups)
+        grids, corr = [], []
+        for g in range(n_groups):
+            small = F.adaptive_avg_pool2d(
+                planes[torch.from_numpy(np.flatnonzero(idx == g))][:, :1].float(), k
+            )
+            grids.append(self._blur(small.mean(0, keepdim=True))[0])
+            corr.append(_detail_correlation(small - self._blur(small)))
+        content = torch.tensor(corr)
+        valid = torch.from_numpy(sizes >= 2) & (content < self.SHARED_CONTENT)
+        return {"grid": torch.stack(grids), "valid": valid, "shared_content": content}
+
+    def group_loss(self, smooth, stats):
+        f = smooth["flatfield"]  # (R, G, 1, s, s)
+        r, g = f.shape[:2]
+        k = self.STACK_GRID
+        fk = self._blur(F.adaptive_avg_pool2d(f.reshape(r * g, 1, *f.shape[-2:]), k)).view(r, g, -1)
+        m = stats["grid"].to(f.device).view(1, g, -1).expand(r, -1, -1)
+        # the best gain in closed form (least squares through 0: with the dark offset as a free
+        # term too, the offset drifted and the field got worse); the misfit is relative to the mean
+        # plane's own variation, 0 when the field explains it exactly and about 1 for a flat field
+        a = (fk * m).sum(-1, keepdim=True) / fk.square().sum(-1, keepdim=True).clamp_min(1e-12)
+        mc = m - m.mean(-1, keepdim=True)
+        mis = (a * fk - m).square().sum(-1) / mc.square().sum(-1).clamp_min(1e-12)
+        valid = stats["valid"].to(f.device).float()
+        return (mis * valid).sum(1) / valid.sum().clamp_min(1)
 
     def dark_map(self, extra: dict[str, torch.Tensor], group: int, size: tuple[int, int]) -> np.ndarray:
         """The dark offset of ``group`` as a ``(1, H, W)`` map (0 with ``darkfield='none'``)."""
