@@ -324,6 +324,31 @@ def test_projector_schedule():
     assert join.projector_lr(0.99, 0.1) < 0.01
 
 
+def test_precision_is_resolved_per_device_and_bfloat16_solves_about_the_same():
+    from napari_genprior.engines.base import native_cpu_bf16, resolve_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) == ("bfloat16" if native_cpu_bf16() else "float32")
+    assert resolve_precision("auto", cuda) == "float32"
+    assert (
+        resolve_precision("bfloat16", cuda) == "bfloat16" and resolve_precision("float32", cpu) == "float32"
+    )
+    with pytest.raises(InputError, match="precision"):
+        resolve_precision("half", cpu)
+    img = (_field(6, 128) * _prior_sample("nuclei", 5, psi=0.7) + 0.05).astype(np.float32)
+    fast = {**FAST, "forward": "flatfield", "steps": 15, "restarts": 1}
+    runs = {
+        pr: drive(join.run(img, {**fast, "precision": pr}, device="cpu")) for pr in ("float32", "bfloat16")
+    }
+    assert {pr: r.metadata["precision_used"] for pr, r in runs.items()} == {
+        "float32": "float32",
+        "bfloat16": "bfloat16",
+    }
+    f32, bf16 = (runs[pr].layer("flatfield").data for pr in ("float32", "bfloat16"))
+    assert f32.dtype == bf16.dtype == np.float32
+    assert si_mse(bf16, f32) < 0.01  # the same solve up to bfloat16's rounding
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -346,6 +371,7 @@ def test_projector_schedule():
         (np.zeros((64, 64), np.float32), {"priors": {"specimen": "nuclei"}}, "no component"),
         (np.zeros((64, 64), np.float32), {"restarts": 0}, "restarts"),
         (np.zeros((2, 128, 128), np.float32), {"forward": "flatfield", "stack_weight": -1}, "stack_weight"),
+        (np.zeros((64, 64), np.float32), {"precision": "half"}, "precision"),
     ],
 )
 def test_bad_input_is_refused_with_a_message(image, params, match):
@@ -423,7 +449,7 @@ def test_cli_join_writes_the_components(tmp_path):
         "--finetune-steps",
         "0",
     ]
-    assert main([*args, "--restarts", "1", "--stack-weight", "0.5", "--quiet"]) == 0
+    assert main([*args, "--restarts", "1", "--stack-weight", "0.5", "--precision", "float32", "--quiet"]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {
         "corrected.tif",
@@ -439,6 +465,6 @@ def test_cli_join_writes_the_components(tmp_path):
     assert tifffile.imread(out / "corrected.tif").dtype == np.float32
     meta = json.loads((out / "join.json").read_text())
     assert meta["forward"] == "flatfield" and meta["steps"] == 2 and "stage1" in meta["losses"]
-    assert meta["stack_weight"] == 0.5
+    assert meta["stack_weight"] == 0.5 and meta["precision_used"] == "float32"
     assert main([*args, "--prior", "specimen"]) == 2  # malformed --prior
     assert main([*args, "--per-plane", "--prior", "flatfield=nope.pt"]) == 2

@@ -369,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
         "explain the blurred mean plane; used when the tiles leave planes out; 0: off)",
     )
     jo.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default=jdef.precision,
+        help="the generators' precision while solving (auto: bfloat16 on a CPU that has it natively)",
+    )
+    jo.add_argument(
         "--darkfield",
         choices=("scalar", "field", "none"),
         default="scalar",
@@ -726,6 +732,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         "priors": priors,
         "per_plane": args.per_plane,
         "stack_weight": args.stack_weight,
+        "precision": args.precision,
         "darkfield": args.darkfield,
         "gamma": args.gamma,
         "seed": args.seed,

@@ -159,6 +159,38 @@ def drive(
         return stop.value
 
 
+#: precisions of the optimisation loops: auto (bfloat16 where the CPU computes it natively)
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_cpu_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX); read from Linux's
+    /proc/cpuinfo, False where that cannot be read. Elsewhere bfloat16 is emulated and slower."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """A context in which convolutions and matrix products run at ``precision`` (``auto``: bfloat16
+    on a CPU with native bfloat16, float32 elsewhere); reductions stay float32 (torch's autocast)."""
+    if resolve_precision(precision, device) == "bfloat16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``float32`` or ``bfloat16``: what ``precision`` (one of :data:`PRECISIONS`) means on ``device``."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        return "bfloat16" if device.type == "cpu" and native_cpu_bf16() else "float32"
+    return precision
+
+
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     """Map ``auto`` / ``cpu`` / ``cuda[:N]`` / ``mps`` to an available ``torch.device``.
 

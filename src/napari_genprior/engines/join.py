@@ -43,14 +43,17 @@ from ..imaging import PlaneLayout, check_image, guess_channel_axis
 from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection
 from ..physics.composition import FORWARD_MODELS, ForwardModel, forward_model
 from .base import (
+    PRECISIONS,
     EngineRun,
     InputError,
     OutputLayer,
     Progress,
     Result,
+    autocast,
     check_cancel,
     params_from,
     resolve_device,
+    resolve_precision,
 )
 from .tiling import Tile, TileBlender
 
@@ -95,6 +98,9 @@ class JoinParams:
       leave part of the stack unsolved (more tile positions than ``max_tiles``) and the planes
       show different content (not a time-lapse of one field of view); 0 turns it off. Single
       planes and ``per_plane`` have no such term.
+    - ``precision``: of the generators in stages 1 and 2: ``auto`` (bfloat16 on a CPU that has
+      it natively, else float32), ``float32`` or ``bfloat16``; losses and the final decode are
+      float32.
     """
 
     forward: str = "intrinsic"
@@ -115,6 +121,7 @@ class JoinParams:
     per_plane: bool = False
     max_tiles: int = 8
     stack_weight: float = 0.3
+    precision: str = "auto"
     seed: int = 0
     preview_every: int = 10
     channel_axis: int | str | None = "auto"
@@ -164,6 +171,8 @@ class JoinParams:
             )
         if int(self.preview_every) < 0:
             raise InputError("preview_every must be >= 0 (0: no preview)")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 
     def _in_domain_values(self) -> list[float]:
         if self.in_domain is None:
@@ -612,7 +621,9 @@ def _execute(
         check_cancel(cancel)
         for group_ in opt.param_groups:
             group_["lr"] = projector_lr((step - 1) / p.steps, p.lr)
-        recon, _, raw = decode(gens, lat, extra, r)
+        with autocast(p.precision, dev):
+            recon, _, raw = decode(gens, lat, extra, r)
+        recon, raw = recon.float(), {k: v.float() for k, v in raw.items()}
         # the mean over tiles: the in-domain penalty then weighs the same for 1 tile or 8 (with a sum,
         # more tiles meant a weaker prior and the shared field drifted off the prior's domain)
         rec_loss = _distance(recon, target_r, p.distance).view(r, n_tiles).mean(1)
@@ -741,7 +752,9 @@ def _finetune(p, model, slots, gens, lat, decode, extra, target, n_tiles, total,
     rng = np.random.default_rng(p.seed + 1)
     for step in range(1, int(p.finetune_steps) + 1):
         check_cancel(cancel)
-        recon, _, raw = decode(tuned, lat, extra, 1)
+        with autocast(p.precision, dev):
+            recon, _, raw = decode(tuned, lat, extra, 1)
+        recon = recon.float()
         rec = _distance(recon, target, p.distance).sum()
         loss = rec
         if p.adversarial > 0:
@@ -749,14 +762,18 @@ def _finetune(p, model, slots, gens, lat, decode, extra, target, n_tiles, total,
                 s, g = slots[k], tuned[k]
                 piv = lat[k].reshape(-1, *lat[k].shape[2:])
                 piv = piv.expand(-1, g.n_latent, -1) if piv.shape[1] == 1 else piv
-                adv = F.softplus(-s.disc(raw[k])).mean()
+                with autocast(p.precision, dev):
+                    d_piv = s.disc(raw[k])
+                adv = F.softplus(-d_piv.float()).mean()
                 if p.support > 0:
                     idx = torch.from_numpy(rng.integers(0, piv.shape[0], int(p.support)))
                     z = torch.from_numpy(rng.standard_normal((int(p.support), g.style_dim))).float().to(dev)
                     with torch.no_grad():
                         wz = g.mapping(z)[:, None]
                     sup = 0.9 * piv[idx] + 0.1 * wz
-                    adv = adv + F.softplus(-s.disc(g(w_plus=sup))).mean()
+                    with autocast(p.precision, dev):
+                        d_sup = s.disc(g(w_plus=sup))
+                    adv = adv + F.softplus(-d_sup.float()).mean()
                 loss = loss + p.adversarial * adv
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -914,6 +931,7 @@ def _assemble(
         **{k: v for k, v in dataclasses.asdict(p).items()},
         "priors_used": {k: s.label for k, s in slots.items()},
         "device": str(dev),
+        "precision_used": resolve_precision(p.precision, dev),
         "channel_axis": layout.channel_axis,
         "work_size": [wh, ww],
         "tiles": len(tiles),
