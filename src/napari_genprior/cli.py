@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .engines.base import Cancelled, InputError
+from .engines.base import PRECISIONS, Cancelled, InputError
 
 PROG = "napari-genprior"
 
@@ -370,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     jo.add_argument(
         "--precision",
-        choices=("auto", "float32", "bfloat16"),
+        choices=PRECISIONS,
         default=jdef.precision,
         help="the generators' precision while solving (auto: bfloat16 on a CPU that has it natively)",
     )

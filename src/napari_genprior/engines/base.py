@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,9 +164,11 @@ def drive(
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
+@functools.cache
 def native_cpu_bf16() -> bool:
     """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX); read from Linux's
-    /proc/cpuinfo, False where that cannot be read. Elsewhere bfloat16 is emulated and slower."""
+    /proc/cpuinfo (once: the solvers ask every step), False where that cannot be read. Elsewhere
+    bfloat16 is emulated and slower."""
     try:
         with open("/proc/cpuinfo") as fh:
             flags = fh.read()

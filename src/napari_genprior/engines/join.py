@@ -623,14 +623,14 @@ def _execute(
             group_["lr"] = projector_lr((step - 1) / p.steps, p.lr)
         with autocast(p.precision, dev):
             recon, _, raw = decode(gens, lat, extra, r)
-        recon, raw = recon.float(), {k: v.float() for k, v in raw.items()}
+        recon = recon.float()
         # the mean over tiles: the in-domain penalty then weighs the same for 1 tile or 8 (with a sum,
         # more tiles meant a weaker prior and the shared field drifted off the prior's domain)
         rec_loss = _distance(recon, target_r, p.distance).view(r, n_tiles).mean(1)
         loss = rec_loss.sum()
         if stats is not None:
             sm = {
-                k: model.component(slots[k].comp, raw[k], c).view(r, n_groups, -1, *raw[k].shape[-2:])
+                k: model.component(slots[k].comp, raw[k].float(), c).view(r, n_groups, -1, *raw[k].shape[-2:])
                 for k in smooth_keys
             }
             stack_mis = model.group_loss(sm, stats)
