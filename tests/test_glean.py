@@ -83,6 +83,32 @@ def test_ablation_parameter_count(bank, scale, in_size):
         assert abl_net(torch.zeros(1, 1, in_size, in_size)).shape == (1, 1, 128, 128)
 
 
+def test_centred_latents_start_in_the_banks_w_space_and_steer_it(bank):
+    """With centred latents the encoder starts at the bank's w̄ (where the bank makes its typical
+    images) and the output changes with the latents; residual fusion starts as the bank's own path."""
+    torch.manual_seed(0)
+    net = GLEAN(bank, 16, 8, rrdb_blocks=1, width=8, centred_latents=True, residual_fusion=True)
+    with torch.no_grad():
+        z = torch.randn(512, bank.style_dim, generator=torch.Generator().manual_seed(1))
+        w_real = bank.mapping(z)
+        spread = (w_real - w_real.mean(0)).norm(dim=1).mean()
+        _, _, w = net.encode(torch.rand(4, 1, 16, 16) * 2 - 1)
+        assert (w - w_real.mean(0)).norm(dim=-1).max() < 0.5 * spread  # inside the bank's cloud
+        plain = GLEAN(bank, 16, 8, rrdb_blocks=1, width=8)
+        _, _, w0 = plain.encode(torch.rand(4, 1, 16, 16) * 2 - 1)
+        assert (w0 - w_real.mean(0)).norm(dim=-1).min() > spread  # the old head starts far outside
+        assert all(float(c.weight.abs().sum()) == 0 for c in net.fusion)
+        x = torch.rand(2, 1, 16, 16) * 2 - 1
+        trunk, enc, w = net.encode(x)
+        feats = []
+        for shift in (0.0, 1.0):
+            f = None
+            for i in range(len(net.resolutions)):
+                f = net._bank_block(i, f, w + shift * (w_real[:1] - w_real.mean(0)))
+            feats.append(f)
+        assert (feats[0] - feats[1]).abs().mean() > 1e-2 * feats[0].abs().mean()
+
+
 def test_discriminator_features_match_forward(bank):
     from napari_genprior.train.glean import _bank_and_disc
 
@@ -128,6 +154,41 @@ def test_export_load_roundtrip(tiny, tmp_path):
     x = torch.rand(1, 1, 16, 16) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(a(x), b(x), atol=2e-2)  # float16 weights in the bundle
+
+
+def test_bank_variants_train_and_models_saved_before_them_still_load(tmp_path):
+    """The study's variants (centred latents, residual fusion, an unfrozen bank with its own learning
+    rate) train and reload; a checkpoint from before the settings existed loads with them off."""
+    out = tmp_path / "variant.pt"
+    cfg = GleanConfig(
+        out=str(out),
+        steps=1,
+        batch=2,
+        rrdb_blocks=1,
+        width=8,
+        sample_every=5,
+        ckpt_every=1,
+        centred_latents=True,
+        residual_fusion=True,
+        bank_frozen=False,
+        latent_lr_mult=10.0,
+    )
+    train_glean(cfg, log=lambda s: None)
+    net, _ = load_glean(out)
+    assert net.centred_latents and net.residual_fusion and not net.bank_frozen
+    ck = torch.load(out, weights_only=True)
+    assert "w_mean" in ck["model"] and any(k.startswith("bank.") for k in ck["model"])
+    base = {k: v for k, v in load_prior("nuclei").state_dict().items()}
+    assert any(not torch.equal(base[k[5:]], v) for k, v in ck["model"].items() if k.startswith("bank."))
+    for key in ("centred_latents", "residual_fusion"):
+        del ck["glean"][key], ck["config"][key]
+    del ck["model"]["w_mean"]
+    old = tmp_path / "old.pt"
+    torch.save(ck, old)
+    net, _ = load_glean(old)
+    assert not net.centred_latents and not net.residual_fusion
+    with torch.no_grad():
+        assert net(torch.zeros(1, 1, 16, 16)).shape == (1, 1, 128, 128)
 
 
 # ------------------------------------------------------------------ engine

@@ -555,6 +555,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the ablation: trainable convolutions of equal parameter count instead of the bank",
     )
+    tgl.add_argument(
+        "--unfreeze-bank",
+        action="store_true",
+        help="fine-tune the bank too, at --lr × 0.1 (the paper keeps it frozen)",
+    )
+    tgl.add_argument(
+        "--centred-latents",
+        action="store_true",
+        help="predict the W+ latents as offsets from the bank's mean latent",
+    )
+    tgl.add_argument(
+        "--residual-fusion",
+        action="store_true",
+        help="fuse encoder features into the bank by adding a zero-initialised conv",
+    )
+    tgl.add_argument(
+        "--latent-lr-mult", type=float, default=1.0, help="learning-rate multiplier of the W+ latent head"
+    )
     tgl.add_argument("--sample-every", type=int, default=250, help="steps between sample grids")
     tgl.add_argument(
         "--export",
@@ -1017,6 +1035,10 @@ def cmd_train_glean(args: argparse.Namespace) -> int:
         )
     if args.width < 2:
         raise InputError("--width must be at least 2")
+    if not args.latent_lr_mult > 0:
+        raise InputError("--latent-lr-mult must be > 0")
+    if args.unfreeze_bank and args.no_bank:
+        raise InputError("--unfreeze-bank and --no-bank exclude each other: the ablation has no bank")
     cfg = GleanConfig(
         bank=args.bank,
         scale=args.scale,
@@ -1029,6 +1051,10 @@ def cmd_train_glean(args: argparse.Namespace) -> int:
         rrdb_blocks=args.rrdb_blocks,
         width=args.width,
         no_bank=args.no_bank,
+        bank_frozen=not args.unfreeze_bank,
+        centred_latents=args.centred_latents,
+        residual_fusion=args.residual_fusion,
+        latent_lr_mult=args.latent_lr_mult,
         sample_every=args.sample_every,
         seed=args.seed,
     )

@@ -99,6 +99,13 @@ def _block_params(bank: Generator) -> list[int]:
     return out
 
 
+@torch.no_grad()
+def _mean_latent(bank: Generator, n: int = 4096) -> torch.Tensor:
+    """The bank's mean latent w̄ ``(style_dim,)`` from ``n`` fixed-seed ``z`` (reproducible)."""
+    z = torch.randn(n, bank.style_dim, generator=torch.Generator().manual_seed(0))
+    return bank.mapping(z.to(bank.input.input.device)).mean(0).float().cpu()
+
+
 class ConvBank(nn.Module):
     """The ablation's stand-in for the generator: plain trainable convolutions fed by the latents.
 
@@ -143,6 +150,12 @@ class GLEAN(nn.Module):
     ``rrdb_blocks``/``width``: the encoder's RRDB trunk (growth ``width // 2``) and the decoder
     width. Encoder levels below ``in_size`` and the fusion convs use the generator's channels.
 
+    ``centred_latents``: the encoder predicts offsets from the bank's mean latent w̄ (a buffer,
+    ``(1, 1, style_dim)``), so the bank runs inside its own W space from the first step instead of
+    at w ≈ 0, far from every latent its mapping network makes. ``residual_fusion``: each fusion
+    adds a zero-initialised conv of (bank, encoder) features to the bank feature, so the bank's later
+    layers see in-domain features at the start. Both are off for models saved before they existed.
+
     Checkpoints store :meth:`trainable_state_dict` (everything but a frozen bank) with
     :meth:`config`; the bank is reloaded from its name or file (see ``train.glean``).
     """
@@ -156,6 +169,8 @@ class GLEAN(nn.Module):
         width: int = 32,
         bank_frozen: bool = True,
         no_bank: bool = False,
+        centred_latents: bool = False,
+        residual_fusion: bool = False,
     ) -> None:
         super().__init__()
         geo = bank_geometry(bank)
@@ -173,6 +188,7 @@ class GLEAN(nn.Module):
         self.in_size, self.scale, self.out_size = in_size, scale, geo["size"]
         self.rrdb_blocks, self.width = rrdb_blocks, width
         self.no_bank, self.bank_frozen = no_bank, bank_frozen and not no_bank
+        self.centred_latents, self.residual_fusion = centred_latents, residual_fusion
         self.geometry = geo
         c_img, ch = geo["image_channels"], geo["channels"]
         self.image_channels = c_img
@@ -190,16 +206,24 @@ class GLEAN(nn.Module):
             )
             r //= 2
         self.to_latent = nn.Linear(16 * ch[4], geo["n_latent"] * geo["style_dim"])
+        if centred_latents:
+            # saved with the model: the ablation gets the same input statistics as the bank
+            self.register_buffer("w_mean", _mean_latent(bank).view(1, 1, -1))
         # bank and fusion
         if no_bank:
             self.bank: Generator | None = None
             self.conv_bank: ConvBank | None = ConvBank(geo, _block_params(bank))
         else:
             self.bank, self.conv_bank = bank, None
+            # a loaded prior may come with its gradients off: say what is trained either way
+            bank.requires_grad_(not self.bank_frozen)
             if self.bank_frozen:
-                bank.requires_grad_(False)
                 bank.eval()
         self.fusion = nn.ModuleList([_conv(2 * ch[r], ch[r]) for r in self.resolutions if r <= in_size])
+        if residual_fusion:
+            for conv in self.fusion:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
         # decoder
         self.dec_up = nn.ModuleList()
         self.dec_fuse = nn.ModuleList()
@@ -224,6 +248,8 @@ class GLEAN(nn.Module):
             "width": self.width,
             "bank_frozen": self.bank_frozen,
             "no_bank": self.no_bank,
+            "centred_latents": self.centred_latents,
+            "residual_fusion": self.residual_fusion,
             "bank_geometry": {
                 **self.geometry,
                 "channels": {str(k): v for k, v in self.geometry["channels"].items()},
@@ -273,6 +299,8 @@ class GLEAN(nn.Module):
         for down in self.enc_down:
             feats.append(down(feats[-1]))
         w = self.to_latent(feats[-1].flatten(1)).view(lr.shape[0], self.geometry["n_latent"], -1)
+        if self.centred_latents:
+            w = w + self.w_mean
         return trunk, feats, w
 
     def _bank_block(self, i: int, x: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
@@ -301,7 +329,8 @@ class GLEAN(nn.Module):
         for i, r in enumerate(self.resolutions):
             x = self._bank_block(i, x, w)
             if r <= self.in_size:
-                x = self.fusion[i](torch.cat([x, enc_by_size[r]], 1))
+                fused = self.fusion[i](torch.cat([x, enc_by_size[r]], 1))
+                x = x + fused if self.residual_fusion else fused
             else:
                 to_decoder.append(x)
         y = trunk

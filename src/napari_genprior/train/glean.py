@@ -75,10 +75,27 @@ class GleanConfig:
     r1_every: int = 16
     no_bank: bool = False  # the ablation: trainable convs instead of the frozen generator
     bank_frozen: bool = True
+    # variants measured by benchmarks/glean_bank_study.py; off by default (no gain found there)
+    centred_latents: bool = False  # latents as offsets from the bank's w̄ (see nets.glean.GLEAN)
+    residual_fusion: bool = False  # fusion adds a zero-initialised conv to the bank's feature
+    latent_lr_mult: float = 1.0  # learning-rate multiplier of the W+ head
+    bank_lr_mult: float = 0.1  # learning-rate multiplier of an unfrozen bank (bank_frozen=False)
     seed: int = 0
     log_every: int = 25
     sample_every: int = 250
     ckpt_every: int = 100
+
+
+_ARCH_KEYS = (
+    "bank",
+    "scale",
+    "rrdb_blocks",
+    "width",
+    "no_bank",
+    "bank_frozen",
+    "centred_latents",
+    "residual_fusion",
+)
 
 
 def bundled_glean() -> list[str]:
@@ -201,7 +218,23 @@ def _build(cfg: GleanConfig, bank: Generator) -> GLEAN:
         cfg.width,
         bank_frozen=cfg.bank_frozen,
         no_bank=cfg.no_bank,
+        centred_latents=cfg.centred_latents,
+        residual_fusion=cfg.residual_fusion,
     )
+
+
+def _param_groups(net: GLEAN, cfg: GleanConfig) -> list[dict[str, Any]]:
+    """Adam groups: the W+ head and an unfrozen bank get their own learning-rate multipliers."""
+    head = list(net.to_latent.parameters())
+    bank = [p for n, p in net.named_parameters() if n.startswith("bank.") and p.requires_grad]
+    special = {id(p) for p in head + bank}
+    rest = [p for p in net.parameters() if p.requires_grad and id(p) not in special]
+    groups = [
+        {"params": rest, "lr_mult": 1.0},
+        {"params": head, "lr_mult": cfg.latent_lr_mult},
+        {"params": bank, "lr_mult": cfg.bank_lr_mult},
+    ]
+    return [{**g, "lr": cfg.lr * g["lr_mult"]} for g in groups if g["params"]]
 
 
 def _grid(lr: torch.Tensor, out: torch.Tensor, hr: torch.Tensor) -> np.ndarray:
@@ -254,7 +287,7 @@ def train_glean(cfg: GleanConfig, device: str = "cpu", log: Callable[[str], None
         )
     net = _build(cfg, bank).to(dev)
     d = d.to(dev).train().requires_grad_(True)
-    opt_g = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99))
+    opt_g = torch.optim.Adam(_param_groups(net, cfg), lr=cfg.lr, betas=(0.9, 0.99))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(0.9, 0.99))
     step, wall = 0, 0.0
     if out.exists():
@@ -266,10 +299,11 @@ def train_glean(cfg: GleanConfig, device: str = "cpu", log: Callable[[str], None
             raise ValueError(
                 f"{out} exists but is not a GLEAN training checkpoint; choose another --out"
             ) from None
-        for key in ("bank", "scale", "rrdb_blocks", "width", "no_bank", "bank_frozen"):
-            if saved[key] != getattr(cfg, key):
+        for key in _ARCH_KEYS:
+            # checkpoints from before a setting existed were made without it
+            if saved.get(key, False) != getattr(cfg, key):
                 raise ValueError(
-                    f"{out} was trained with {key}={saved[key]!r}; use another --out to start afresh"
+                    f"{out} was trained with {key}={saved.get(key, False)!r}; use another --out to start afresh"
                 )
         net.load_trainable_state_dict(ck["model"])
         d.load_state_dict(ck["d"])
@@ -315,7 +349,7 @@ def train_glean(cfg: GleanConfig, device: str = "cpu", log: Callable[[str], None
         decay = 0.5 * (1 + math.cos(math.pi * step / cfg.steps)) if cfg.cosine else 1.0
         for opt, base in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):
             for group in opt.param_groups:
-                group["lr"] = base * decay
+                group["lr"] = base * decay * group.get("lr_mult", 1.0)
         lr, hr = (t.to(dev) for t in _pairs(cfg, bank.size, step, folder, rng))
         # discriminator: GLEAN outputs against HR, lazy R1 on HR
         with torch.no_grad():
@@ -424,7 +458,8 @@ def export_glean(ckpt: str | Path, out: str | Path, command: str = "", eval_imag
     (``.json``: data, command, steps, wall time, parameters, held-out PSNR/SSIM vs bicubic)."""
     net, info = load_glean(ckpt)
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
-    cfg = GleanConfig(**{k: v for k, v in ck["config"].items() if k in GleanConfig.__dataclass_fields__})
+    saved = {"centred_latents": False, "residual_fusion": False, **ck["config"]}
+    cfg = GleanConfig(**{k: v for k, v in saved.items() if k in GleanConfig.__dataclass_fields__})
     bundled_bank = weights_path(cfg.bank) is not None and "/" not in cfg.bank
     bundle: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
@@ -537,6 +572,8 @@ def load_glean(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
             int(gcfg["width"]),
             bank_frozen=bool(gcfg["bank_frozen"]),
             no_bank=bool(gcfg["no_bank"]),
+            centred_latents=bool(gcfg.get("centred_latents", False)),
+            residual_fusion=bool(gcfg.get("residual_fusion", False)),
         )
         net.load_trainable_state_dict({k: v.float() for k, v in ck["model"].items()})
     except (RuntimeError, ValueError, KeyError) as err:
