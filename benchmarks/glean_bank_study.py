@@ -71,26 +71,11 @@ def held_out(n: int) -> tuple[np.ndarray, torch.Tensor]:
 
 
 def _forward(net: GLEAN, x: torch.Tensor, latents: str = "own", zero_bank: bool = False) -> torch.Tensor:
-    """``GLEAN.forward`` with the latents swapped between images or the bank's decoder features
-    zeroed (the diagnostics); ``latents="own", zero_bank=False`` is the plain forward."""
+    """``GLEAN.forward`` with the latents swapped between images (``latents="swapped"``) or the
+    bank's decoder features zeroed; the defaults give the plain forward."""
     trunk, enc, w = net.encode(x)
-    if latents == "swapped":
-        w = w.roll(1, 0)
-    enc_by_size = {f.shape[-1]: f for f in enc}
-    f, to_decoder = None, []
-    for i, r in enumerate(net.resolutions):
-        f = net._bank_block(i, f, w)
-        if r <= net.in_size:
-            fused = net.fusion[i](torch.cat([f, enc_by_size[r]], 1))
-            f = f + fused if net.residual_fusion else fused
-        else:
-            to_decoder.append(torch.zeros_like(f) if zero_bank else f)
-    y = trunk
-    for up, fuse, feat in zip(net.dec_up, net.dec_fuse, to_decoder):
-        y = fuse(torch.cat([up(y), feat], 1))
-    return torch.nn.functional.interpolate(
-        x, scale_factor=net.scale, mode="bicubic", align_corners=False
-    ) + net.final(y)
+    feats = net.bank_path(enc, w.roll(1, 0) if latents == "swapped" else w)
+    return net.decode(x, trunk, [torch.zeros_like(f) for f in feats] if zero_bank else feats)
 
 
 def _psnr_ssim(out: torch.Tensor, hr: np.ndarray) -> tuple[float, float]:

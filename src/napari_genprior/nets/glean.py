@@ -316,14 +316,9 @@ class GLEAN(nn.Module):
         x = bank.convs[2 * i - 2](x, w[:, 2 * i - 1], noise[2 * i - 1])
         return bank.convs[2 * i - 1](x, w[:, 2 * i], noise[2 * i])
 
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        """``lr`` ``(B, C, in_size, in_size)`` in ``[-1, 1]`` → ``(B, C, in·scale, in·scale)`` (about
-        ``[-1, 1]``, not clamped)."""
-        if lr.shape[1:] != (self.image_channels, self.in_size, self.in_size):
-            raise ValueError(
-                f"GLEAN expects (B, {self.image_channels}, {self.in_size}, {self.in_size}), got {tuple(lr.shape)}"
-            )
-        trunk, enc, w = self.encode(lr)
+    def bank_path(self, enc: list[torch.Tensor], w: torch.Tensor) -> list[torch.Tensor]:
+        """The bank run from the latents ``w`` with the encoder features ``enc`` fused in at sizes up
+        to ``in_size``: its features at the sizes above ``in_size`` (for the decoder), smallest first."""
         enc_by_size = {f.shape[-1]: f for f in enc}
         x, to_decoder = None, []
         for i, r in enumerate(self.resolutions):
@@ -333,8 +328,22 @@ class GLEAN(nn.Module):
                 x = x + fused if self.residual_fusion else fused
             else:
                 to_decoder.append(x)
+        return to_decoder
+
+    def decode(self, lr: torch.Tensor, trunk: torch.Tensor, bank_feats: list[torch.Tensor]) -> torch.Tensor:
+        """The output from the RRDB feature and the bank's features: a residual on bicubic ``lr``."""
         y = trunk
-        for up, fuse, feat in zip(self.dec_up, self.dec_fuse, to_decoder):
+        for up, fuse, feat in zip(self.dec_up, self.dec_fuse, bank_feats):
             y = fuse(torch.cat([up(y), feat], 1))
         base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return base + self.final(y)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        """``lr`` ``(B, C, in_size, in_size)`` in ``[-1, 1]`` → ``(B, C, in·scale, in·scale)`` (about
+        ``[-1, 1]``, not clamped)."""
+        if lr.shape[1:] != (self.image_channels, self.in_size, self.in_size):
+            raise ValueError(
+                f"GLEAN expects (B, {self.image_channels}, {self.in_size}, {self.in_size}), got {tuple(lr.shape)}"
+            )
+        trunk, enc, w = self.encode(lr)
+        return self.decode(lr, trunk, self.bank_path(enc, w))
