@@ -458,8 +458,7 @@ def export_glean(ckpt: str | Path, out: str | Path, command: str = "", eval_imag
     (``.json``: data, command, steps, wall time, parameters, held-out PSNR/SSIM vs bicubic)."""
     net, info = load_glean(ckpt)
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
-    saved = {"centred_latents": False, "residual_fusion": False, **ck["config"]}
-    cfg = GleanConfig(**{k: v for k, v in saved.items() if k in GleanConfig.__dataclass_fields__})
+    cfg = GleanConfig(**{k: v for k, v in ck["config"].items() if k in GleanConfig.__dataclass_fields__})
     bundled_bank = weights_path(cfg.bank) is not None and "/" not in cfg.bank
     bundle: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
