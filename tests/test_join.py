@@ -157,6 +157,21 @@ def test_stage_two_on_and_off():
     assert again.metadata["losses"]["stage1"] == pytest.approx(off.metadata["losses"]["stage1"], rel=1e-5)
 
 
+def test_stage_two_smooth_component_modes():
+    """Intrinsic stage 2 by default frees the albedo generator and keeps moving the shading latent
+    (the shading prior's weights stay); ``frozen`` leaves stage 1's shading exactly as it was."""
+    img = (_prior_sample("albedo", 3) * _prior_sample("shading", 4)[..., None]).astype(np.float32)
+    base = {**FAST, "steps": 30, "restarts": 1}
+    s1 = drive(join.run(img, base, device="cpu")).layer("shading").data
+    frozen = drive(join.run(img, {**base, "finetune_steps": 10, "stage2_smooth": "frozen"}, device="cpu"))
+    np.testing.assert_allclose(frozen.layer("shading").data, s1, atol=1e-6)
+    moved = drive(join.run(img, {**base, "finetune_steps": 10}, device="cpu"))
+    assert moved.metadata["stage2_smooth"] == "auto" and moved.metadata["stage2_smooth_used"] == "latent"
+    assert np.abs(moved.layer("shading").data - s1).max() > 1e-4
+    with pytest.raises(InputError, match="stage2_smooth"):
+        drive(join.run(img, {**base, "stage2_smooth": "both"}, device="cpu"))
+
+
 def test_stack_shares_one_field_unless_per_plane():
     rng = np.random.default_rng(0)
     stack = (rng.random((2, 128, 128)) * 0.5 + 0.1).astype(np.float32)

@@ -69,6 +69,8 @@ PROBE_FRACTION = 0.2
 #: a shared flat-field is solved on tiles covering at least 1/COVERAGE of the plane at the prior's
 #: scale (max_tiles of them); planes with more tile positions are downscaled first
 COVERAGE = 2
+#: what stage 2 does to a smooth component: fine-tune its weights, move its latent, or leave it
+STAGE2_SMOOTH = ("auto", "weights", "latent", "frozen")
 #: residuals beyond this many robust standard deviations are marked unexplained
 UNEXPLAINED_K = 4.0
 
@@ -98,6 +100,10 @@ class JoinParams:
       leave part of the stack unsolved (more tile positions than ``max_tiles``) and the planes
       show different content (not a time-lapse of one field of view); 0 turns it off. Single
       planes and ``per_plane`` have no such term.
+    - ``stage2_smooth``: what stage 2 does to the smooth components (shading, field): ``weights``
+      (fine-tune their generators too), ``latent`` (keep the prior's weights and go on moving the
+      latent, with stage 1's learning rate and ramp and its in-domain penalty) or ``frozen``;
+      ``auto``: the forward model's choice (intrinsic ``latent``, flat-field ``frozen``).
     - ``precision``: of the generators in stages 1 and 2: ``auto`` (bfloat16 on a CPU that has
       it natively, else float32), ``float32`` or ``bfloat16``; losses and the final decode are
       float32.
@@ -121,6 +127,7 @@ class JoinParams:
     per_plane: bool = False
     max_tiles: int = 8
     stack_weight: float = 0.3
+    stage2_smooth: str = "auto"
     precision: str = "auto"
     seed: int = 0
     preview_every: int = 10
@@ -171,6 +178,10 @@ class JoinParams:
             )
         if int(self.preview_every) < 0:
             raise InputError("preview_every must be >= 0 (0: no preview)")
+        if self.stage2_smooth not in STAGE2_SMOOTH:
+            raise InputError(
+                f"stage2_smooth must be one of {', '.join(STAGE2_SMOOTH)}, not {self.stage2_smooth!r}"
+            )
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 
@@ -188,6 +199,10 @@ class JoinParams:
         if stacked:
             defaults.update(model.stack_in_domain)
         return {k: float((self.in_domain or {}).get(k, v)) for k, v in defaults.items()}
+
+    def stage2_smooth_of(self, model: ForwardModel) -> str:
+        """What stage 2 does to ``model``'s smooth components: weights, latent or frozen."""
+        return model.stage2_smooth if self.stage2_smooth == "auto" else self.stage2_smooth
 
     def model(self) -> ForwardModel:
         opts: dict[str, Any] = {}
@@ -674,8 +689,22 @@ def _execute(
     noises = {k: [t_.detach() for t_ in v] for k, v in noises.items()}
     stage2 = None
     if p.finetune_steps > 0:
-        gens = yield from _finetune(
-            p, model, slots, gens, lat, decode, extra, target, n_tiles, total, dev, cancel, preview
+        gens, lat = yield from _finetune(
+            p,
+            model,
+            slots,
+            gens,
+            lat,
+            w_means,
+            in_domain,
+            decode,
+            extra,
+            target,
+            n_tiles,
+            total,
+            dev,
+            cancel,
+            preview,
         )
     with torch.no_grad():
         recon, _, raw = decode(gens, lat, extra, 1)
@@ -735,28 +764,53 @@ def _keep_restart(opt, lat, extra, noises, best, r):
     return lat2, ex2, nz2, opt2
 
 
-def _finetune(p, model, slots, gens, lat, decode, extra, target, n_tiles, total, dev, cancel, preview):
-    """Stage 2: fine-tune copies of the generators' synthesis weights around the frozen pivots."""
-    tuned = {
-        k: copy.deepcopy(g) if model.finetune_smooth or not slots[k].comp.smooth else g
-        for k, g in gens.items()
-    }
-    tuned_keys = [k for k in tuned if model.finetune_smooth or not slots[k].comp.smooth]
+def _finetune(
+    p,
+    model,
+    slots,
+    gens,
+    lat,
+    w_means,
+    in_domain,
+    decode,
+    extra,
+    target,
+    n_tiles,
+    total,
+    dev,
+    cancel,
+    preview,
+):
+    """Stage 2: fine-tune copies of the generators' synthesis weights around the frozen pivots.
+    A smooth component in ``latent`` mode keeps its prior's weights and goes on moving its latent
+    (with its in-domain penalty) instead. Returns (generators, latents)."""
+    mode = p.stage2_smooth_of(model)
+    tuned_keys = [k for k in gens if mode == "weights" or not slots[k].comp.smooth]
+    moved = [k for k in gens if mode == "latent" and slots[k].comp.smooth]
+    tuned = {k: copy.deepcopy(g) if k in tuned_keys else g for k, g in gens.items()}
+    lat = {k: v.clone().requires_grad_(True) if k in moved else v for k, v in lat.items()}
     params_ = []
     for k in tuned_keys:
         for name, t in tuned[k].named_parameters():
             t.requires_grad_(not name.startswith("style."))  # the mapping network stays the prior's
             if t.requires_grad:
                 params_.append(t)
-    opt = torch.optim.Adam(params_, lr=p.finetune_lr, betas=(0.9, 0.999))
+    groups = [{"params": params_}]
+    if moved:
+        groups.append({"params": [lat[k] for k in moved], "lr": p.lr})
+    opt = torch.optim.Adam(groups, lr=p.finetune_lr, betas=(0.9, 0.999))
     rng = np.random.default_rng(p.seed + 1)
     for step in range(1, int(p.finetune_steps) + 1):
         check_cancel(cancel)
+        if moved:  # the moving latent gets stage 1's ramp, so it settles by the end
+            opt.param_groups[1]["lr"] = projector_lr((step - 1) / p.finetune_steps, p.lr)
         with autocast(p.precision, dev):
             recon, _, raw = decode(tuned, lat, extra, 1)
         recon = recon.float()
         rec = _distance(recon, target, p.distance).sum()
         loss = rec
+        for k in moved:
+            loss = loss + n_tiles * in_domain[k] * (lat[k] - w_means[k]).square().mean()
         if p.adversarial > 0:
             for k in tuned_keys:
                 s, g = slots[k], tuned[k]
@@ -789,7 +843,7 @@ def _finetune(p, model, slots, gens, lat, decode, extra, target, n_tiles, total,
         )
     for k in tuned_keys:
         tuned[k].requires_grad_(False).eval()
-    return tuned
+    return tuned, {k: v.detach() for k, v in lat.items()}
 
 
 def _assemble(
@@ -932,6 +986,7 @@ def _assemble(
         "priors_used": {k: s.label for k, s in slots.items()},
         "device": str(dev),
         "precision_used": resolve_precision(p.precision, dev),
+        "stage2_smooth_used": p.stage2_smooth_of(model) if p.finetune_steps > 0 else None,
         "channel_axis": layout.channel_axis,
         "work_size": [wh, ww],
         "tiles": len(tiles),

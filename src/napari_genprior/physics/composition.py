@@ -57,8 +57,9 @@ class ForwardModel:
     in_domain: ClassVar[float] = 0.03
     #: in-domain weights that replace the defaults when :meth:`group_loss` is in use
     stack_in_domain: ClassVar[dict[str, float]] = {}
-    #: whether stage 2 fine-tunes the smooth fields' generators too (else they stay the prior's)
-    finetune_smooth: ClassVar[bool] = True
+    #: what stage 2 does to the smooth fields: ``weights`` (fine-tune their generators too),
+    #: ``latent`` (keep the prior's weights, go on moving the latent) or ``frozen``
+    stage2_smooth: ClassVar[str] = "weights"
 
     def __init__(self, **options: object) -> None:
         if options:
@@ -115,6 +116,9 @@ class Intrinsic(ForwardModel):
     name = "intrinsic"
     components = (Component("albedo", "albedo", smooth=False), Component("shading", "shading", True, 0.01))
     outputs = ("albedo", "shading")
+    # the shading prior fits shading well, the albedo prior lacks texture: stage 2 frees the albedo
+    # generator and lets the shading latent shed what it now explains (docs/join.md, stage 2)
+    stage2_smooth = "latent"
 
     def __init__(self, gamma: float = 1.0) -> None:
         super().__init__()
@@ -173,7 +177,7 @@ class FlatField(ForwardModel):
     # with the stack term pulling the field towards the blurred mean plane (which keeps some
     # specimen), a firmer prior on the field measured better on the tuning stacks (docs/join.md)
     stack_in_domain = {"flatfield": 0.2}
-    finetune_smooth = False
+    stage2_smooth = "frozen"
     DARKFIELDS = ("scalar", "field", "none")
 
     def __init__(self, darkfield: str = "scalar") -> None:
