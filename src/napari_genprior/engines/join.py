@@ -29,7 +29,7 @@ import copy
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -630,6 +630,16 @@ def _execute(
         )
         stats = None
     in_domain = p.in_domain_of(model, stacked=stats is not None)
+
+    def in_domain_loss(lat_: dict[str, torch.Tensor], keys: Iterable[str]) -> torch.Tensor:
+        """Σ over ``keys`` of weight · ‖w − w̄‖² (mean over a latent's entries), summed over restarts."""
+        terms = [
+            in_domain[k] * (lat_[k] - w_means[k]).square().mean((1, 2, 3)).sum()
+            for k in keys
+            if in_domain[k] > 0
+        ]
+        return sum(terms, torch.zeros((), device=dev))
+
     stack_mis = None
     smooth_keys = [k for k, s in slots.items() if s.comp.smooth]
     for step in range(1, int(p.steps) + 1):
@@ -650,9 +660,7 @@ def _execute(
             }
             stack_mis = model.group_loss(sm, stats)
             loss = loss + p.stack_weight * stack_mis.sum()
-        for k in slots:
-            if in_domain[k] > 0:
-                loss = loss + in_domain[k] * (lat[k] - w_means[k]).square().mean((1, 2, 3)).sum()
+        loss = loss + in_domain_loss(lat, slots)
         for v in noises.values():
             loss = loss + 1e5 * _noise_reg(v)
         opt.zero_grad(set_to_none=True)
@@ -695,8 +703,7 @@ def _execute(
             slots,
             gens,
             lat,
-            w_means,
-            in_domain,
+            in_domain_loss,
             decode,
             extra,
             target,
@@ -770,8 +777,7 @@ def _finetune(
     slots,
     gens,
     lat,
-    w_means,
-    in_domain,
+    in_domain_loss,
     decode,
     extra,
     target,
@@ -809,8 +815,8 @@ def _finetune(
         recon = recon.float()
         rec = _distance(recon, target, p.distance).sum()
         loss = rec
-        for k in moved:
-            loss = loss + n_tiles * in_domain[k] * (lat[k] - w_means[k]).square().mean()
+        # stage 2's data term sums over tiles (stage 1's is the mean): the same balance needs × n_tiles
+        loss = loss + n_tiles * in_domain_loss(lat, moved)
         if p.adversarial > 0:
             for k in tuned_keys:
                 s, g = slots[k], tuned[k]
