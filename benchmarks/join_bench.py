@@ -165,20 +165,30 @@ def bench_intrinsic(n: int, params: dict, log) -> dict:
 
 
 def bench_flat(
-    n: int, stack: int, size: int, params: dict, log, n_large: int = 1, large_size: int = 512
+    n: int,
+    stack: int,
+    size: int,
+    params: dict,
+    log,
+    n_large: int = 1,
+    large_size: int = 512,
+    variants: dict[str, dict] | None = None,
 ) -> dict:
-    single: dict[str, list[dict]] = {k: [] for k in ("join", "basicpy", "blur")}
+    """``variants``: more JoIN runs side by side, ``{key: params that replace the defaults}``."""
+    runs = {"join": params, **{k: {**params, **v} for k, v in (variants or {}).items()}}
+    single: dict[str, list[dict]] = {k: [] for k in (*runs, "basicpy", "blur")}
     times: dict[str, list[float]] = {k: [] for k in single}
     failures: dict[str, str] = {}
     figs = []
     for i in range(n):
         case = _flat_case(EVAL_SEED_START + 1000 * i, EVAL_SEED_START + i, size)
         img = case["image"][0]
-        res, dt = _join(img, params)
-        single["join"].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
-        times["join"].append(dt)
-        if i < 2:
-            figs.append((case, res.layer("corrected").data, res.layer("flatfield").data))
+        for key, prm in runs.items():
+            res, dt = _join(img, prm)
+            single[key].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
+            times[key].append(dt)
+            if i < 2 and key == "join":
+                figs.append((case, res.layer("corrected").data, res.layer("flatfield").data))
         got = _basic(case["image"])
         if isinstance(got, str):
             failures["single"] = got
@@ -198,9 +208,10 @@ def bench_flat(
     n_stacks = max(1, n // 2)
     for j in range(n_stacks):
         case = _flat_case(EVAL_SEED_START + 500_000 + 1000 * j, EVAL_SEED_START + 100 + j, size, stack)
-        res, dt = _join(case["image"], params)
-        stacks["join"].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
-        stimes["join"].append(dt)
+        for key, prm in runs.items():
+            res, dt = _join(case["image"], prm)
+            stacks[key].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
+            stimes[key].append(dt)
         got = _basic(case["image"])
         if isinstance(got, str):
             failures["stack"] = got
@@ -221,15 +232,17 @@ def bench_flat(
     for j in range(n_large):
         case = _flat_case(EVAL_SEED_START + 900_000 + 1000 * j, EVAL_SEED_START + 200 + j, large_size)
         img = case["image"][0]
-        res, dt = _join(img, params)
-        large["join"].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
-        ltimes["join"].append(dt)
+        for key, prm in runs.items():
+            res, dt = _join(img, prm)
+            large[key].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
+            ltimes[key].append(dt)
         t0 = time.perf_counter()
         corr, ff = blur_flatfield(img)
         ltimes["blur"].append(time.perf_counter() - t0)
         large["blur"].append(_flat_metrics(corr, ff, case))
         log(
-            f"flat {large_size}² {j + 1}/{n_large}: join F {large['join'][-1]['field_simse']:.4f} in {dt:.0f} s"
+            f"flat {large_size}² {j + 1}/{n_large}: "
+            + ", ".join(f"{k} F {large[k][-1]['field_simse']:.4f}" for k in large if large[k])
         )
     return {
         "single": single,
@@ -241,6 +254,9 @@ def bench_flat(
         "figs": figs,
         "failures": failures,
     }
+
+
+VARIANT_NAMES = {"join_euclidean": "JoIN, euclidean ‖w − w̄‖² field prior"}
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -332,6 +348,11 @@ def main() -> None:
         "--times", type=int, default=0, metavar="R", help="only time the target cases, R repeats each"
     )
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument(
+        "--euclidean",
+        action="store_true",
+        help="flat: also run JoIN with the ‖w − w̄‖² field prior (the one before the Mahalanobis prior)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.times:
@@ -362,7 +383,10 @@ def main() -> None:
         report_intrinsic(intr, args, intr_params, settings, t0)
     if "flat" in args.parts:
         t0 = time.perf_counter()
-        flat = bench_flat(args.flat, args.stack, args.size, flat_params, print, args.large, args.large_size)
+        variants = {"join_euclidean": {"in_domain_metric": "euclidean"}} if args.euclidean else None
+        flat = bench_flat(
+            args.flat, args.stack, args.size, flat_params, print, args.large, args.large_size, variants
+        )
         report_flat(flat, args, flat_params, settings, t0)
 
 
@@ -437,7 +461,7 @@ def report_intrinsic(intr: dict, args: argparse.Namespace, params: dict, setting
 
 def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: str, t0: float) -> None:
     """Print the flat-field table, log it and (unless --quick/--no-doc) write its section and figure."""
-    fnames = {"join": "JoIN", "basicpy": "BaSiCPy", "blur": "blurred image"}
+    fnames = {"join": "JoIN", "basicpy": "BaSiCPy", "blur": "blurred image", **VARIANT_NAMES}
     f_rows = []
     for kind, key, tkey in (
         ("single image", "single", "times"),
@@ -494,8 +518,14 @@ def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: st
         f"{args.size}² images, {max(1, args.flat // 2)} stacks of {args.stack} {args.size}² planes sharing one "
         f"field, and {args.large} single {args.large_size}² image(s). Corrected PSNR after the best gain and "
         "offset for every method (the uncorrected column is the input's). BaSiCPy (installed from PyPI) "
-        "with a dark-field, fitted on the stack, and on each single image as a stack of one.\n\n"
-        f"{flat_table}\n",
+        "with a dark-field, fitted on the stack, and on each single image as a stack of one."
+        + (
+            " *JoIN, euclidean*: the same run with the field's in-domain penalty ‖w − w̄‖² (the default "
+            "before the Mahalanobis one), on the same images."
+            if getattr(args, "euclidean", False)
+            else ""
+        )
+        + f"\n\n{flat_table}\n",
     )
 
 

@@ -333,6 +333,23 @@ def test_in_domain_weights_per_component():
     assert join.JoinParams(in_domain=0.5).in_domain_of(ff, stacked=True)["flatfield"] == 0.5
 
 
+def test_mahalanobis_penalty_frees_the_directions_the_prior_varies_in():
+    g = load_prior("illumination")
+    w0, white = join._mean_w(g), join._w_whitener(g)
+    with torch.no_grad():
+        z = torch.from_numpy(np.random.default_rng(3).standard_normal((2048, g.style_dim))).float()
+        d = g.mapping(z) - w0  # samples the whitener was not fitted on
+        evals, evecs = torch.linalg.eigh(torch.cov(d.T))
+    # rescaled so that a typical sample scores about what it scores under ‖w − w̄‖²
+    assert (d @ white).square().mean() == pytest.approx(float(d.square().mean()), rel=0.15)
+    # one step along the prior's widest direction costs far less, along its narrowest far more
+    wide, narrow = evecs[:, -1], evecs[:, 0]
+    assert (wide @ white).square().sum() < 0.2 < 5 < (narrow @ white).square().sum()
+    assert join.JoinParams().metric_of(FlatField()) == {"specimen": "euclidean", "flatfield": "mahalanobis"}
+    assert set(join.JoinParams(in_domain_metric="euclidean").metric_of(FlatField()).values()) == {"euclidean"}
+    assert set(join.JoinParams().metric_of(Intrinsic()).values()) == {"euclidean"}
+
+
 def test_projector_schedule():
     assert join.projector_lr(0.0, 0.1) == 0.0
     assert join.projector_lr(0.5, 0.1) == pytest.approx(0.1)
@@ -387,6 +404,7 @@ def test_precision_is_resolved_per_device_and_bfloat16_solves_about_the_same():
         (np.zeros((64, 64), np.float32), {"restarts": 0}, "restarts"),
         (np.zeros((2, 128, 128), np.float32), {"forward": "flatfield", "stack_weight": -1}, "stack_weight"),
         (np.zeros((64, 64), np.float32), {"precision": "half"}, "precision"),
+        (np.zeros((64, 64), np.float32), {"in_domain_metric": "cosine"}, "in_domain_metric"),
     ],
 )
 def test_bad_input_is_refused_with_a_message(image, params, match):

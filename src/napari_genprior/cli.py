@@ -369,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
         "explain the blurred mean plane; used when the tiles leave planes out; 0: off)",
     )
     jo.add_argument(
+        "--in-domain-metric",
+        choices=("auto", "euclidean", "mahalanobis"),
+        default=jdef.in_domain_metric,
+        help="the in-domain penalty's distance from the prior's mean latent: euclidean, mahalanobis "
+        "(under the prior's latent covariance) or auto (each component's measured choice)",
+    )
+    jo.add_argument(
         "--precision",
         choices=PRECISIONS,
         default=jdef.precision,
@@ -750,6 +757,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         "priors": priors,
         "per_plane": args.per_plane,
         "stack_weight": args.stack_weight,
+        "in_domain_metric": args.in_domain_metric,
         "precision": args.precision,
         "darkfield": args.darkfield,
         "gamma": args.gamma,

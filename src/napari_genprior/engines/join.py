@@ -73,6 +73,7 @@ COVERAGE = 2
 STAGE2_SMOOTH = ("auto", "weights", "latent", "frozen")
 #: residuals beyond this many robust standard deviations are marked unexplained
 UNEXPLAINED_K = 4.0
+METRICS = ("auto", "euclidean", "mahalanobis")
 
 
 @dataclass
@@ -104,6 +105,10 @@ class JoinParams:
       (fine-tune their generators too), ``latent`` (keep the prior's weights and go on moving the
       latent, with stage 1's learning rate and ramp and its in-domain penalty) or ``frozen``;
       ``auto``: the forward model's choice (intrinsic ``latent``, flat-field ``frozen``).
+    - ``in_domain_metric``: how the in-domain penalty measures w − w̄: ``euclidean`` (‖w − w̄‖²),
+      ``mahalanobis`` (under the covariance of the prior's mapped latents, rescaled so a typical
+      sample scores the same: free along the directions the prior varies in, firm across them), or
+      ``auto``: each component's choice (the flat-field's field mahalanobis, the rest euclidean).
     - ``precision``: of the generators in stages 1 and 2: ``auto`` (bfloat16 on a CPU that has
       it natively, else float32), ``float32`` or ``bfloat16``; losses and the final decode are
       float32.
@@ -128,6 +133,7 @@ class JoinParams:
     max_tiles: int = 8
     stack_weight: float = 0.3
     stage2_smooth: str = "auto"
+    in_domain_metric: str = "auto"
     precision: str = "auto"
     seed: int = 0
     preview_every: int = 10
@@ -182,6 +188,10 @@ class JoinParams:
             raise InputError(
                 f"stage2_smooth must be one of {', '.join(STAGE2_SMOOTH)}, not {self.stage2_smooth!r}"
             )
+        if self.in_domain_metric not in METRICS:
+            raise InputError(
+                f"in_domain_metric must be one of {', '.join(METRICS)}, not {self.in_domain_metric!r}"
+            )
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 
@@ -199,6 +209,12 @@ class JoinParams:
         if stacked:
             defaults.update(model.stack_in_domain)
         return {k: float((self.in_domain or {}).get(k, v)) for k, v in defaults.items()}
+
+    def metric_of(self, model: ForwardModel) -> dict[str, str]:
+        """The in-domain metric of each of ``model``'s components: euclidean or mahalanobis."""
+        if self.in_domain_metric != "auto":
+            return {c.name: self.in_domain_metric for c in model.components}
+        return {c.name: c.metric for c in model.components}
 
     def stage2_smooth_of(self, model: ForwardModel) -> str:
         """What stage 2 does to ``model``'s smooth components: weights, latent or frozen."""
@@ -268,6 +284,19 @@ def _has_noise(gen: Generator) -> bool:
 def _mean_w(gen: Generator, n: int = 4096, seed: int = 12345) -> torch.Tensor:
     z = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, gen.style_dim))).float()
     return gen.mapping(z.to(gen.input.input.device)).mean(0)
+
+
+@torch.no_grad()
+def _w_whitener(gen: Generator, n: int = 4096, seed: int = 12345, ridge: float = 1e-3) -> torch.Tensor:
+    """``(D, D)`` matrix P with ‖P(w − w̄)‖² the Mahalanobis distance of mapped samples, scaled by
+    tr(Σ)/D so that a typical sample scores what it scores under ‖w − w̄‖² (only the shape changes:
+    weaker along the directions the prior varies in, firmer along those it does not)."""
+    z = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, gen.style_dim))).float()
+    w = gen.mapping(z.to(gen.input.input.device)).double()
+    cov = torch.cov(w.T)
+    scale = float(torch.diagonal(cov).mean())
+    evals, evecs = torch.linalg.eigh(cov + ridge * scale * torch.eye(cov.shape[0], dtype=cov.dtype))
+    return ((evecs * (scale / evals).sqrt()) @ evecs.T).float()
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,7 +580,8 @@ def _execute(
 
     # latents: (R, count, n_latent, D) per slot; count = tiles (local) or groups (smooth)
     counts = {k: (n_groups if s.comp.smooth else n_tiles) for k, s in slots.items()}
-    lat, w_means = {}, {}
+    lat, w_means, whiten = {}, {}, {}
+    metrics = p.metric_of(model)
     for k, s in slots.items():
         g = s.gen.to(dev)
         w0 = s.w_mean.to(dev)
@@ -563,6 +593,8 @@ def _execute(
         wz[0] = w0  # restart 0: the mean latent, as in the JoIN code
         lat[k] = wz.clone().requires_grad_(True)
         w_means[k] = w0
+        if metrics[k] == "mahalanobis":
+            whiten[k] = _w_whitener(g).to(dev)
     extra0 = model.init_extra(n_groups, work)
     extra = {
         k: v[None].repeat(r_all, *([1] * v.ndim)).to(dev).requires_grad_(True) for k, v in extra0.items()
@@ -634,7 +666,11 @@ def _execute(
     def in_domain_loss(lat_: dict[str, torch.Tensor], keys: Iterable[str]) -> torch.Tensor:
         """Σ over ``keys`` of weight · ‖w − w̄‖² (mean over a latent's entries), summed over restarts."""
         terms = [
-            in_domain[k] * (lat_[k] - w_means[k]).square().mean((1, 2, 3)).sum()
+            in_domain[k]
+            * ((lat_[k] - w_means[k]) @ whiten[k] if k in whiten else lat_[k] - w_means[k])
+            .square()
+            .mean((1, 2, 3))
+            .sum()
             for k in keys
             if in_domain[k] > 0
         ]
@@ -993,6 +1029,7 @@ def _assemble(
         "device": str(dev),
         "precision_used": resolve_precision(p.precision, dev),
         "stage2_smooth_used": p.stage2_smooth_of(model) if p.finetune_steps > 0 else None,
+        "in_domain_metric_used": p.metric_of(model),
         "channel_axis": layout.channel_axis,
         "work_size": [wh, ww],
         "tiles": len(tiles),

@@ -33,6 +33,8 @@ class Component:
     that others are divided by must stay away from 0). ``latent``: the latent space the solver
     optimises by default, ``"w+"`` (one latent per layer: more expressive) or ``"w"`` (one for all
     layers: stays closer to the prior's samples); chosen per model by measurement (docs/join.md).
+    ``metric``: the in-domain penalty's distance from w̄, ``"euclidean"`` or ``"mahalanobis"`` (under
+    the prior's latent covariance), also measured per model.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Component:
     floor: float = 0.0
     latent: str = "w+"
     in_domain: float | None = None  # this component's ‖w − w̄‖² weight (None: the model's)
+    metric: str = "euclidean"  # how the in-domain penalty measures w − w̄ (or "mahalanobis")
 
 
 class ForwardModel:
@@ -167,7 +170,9 @@ class FlatField(ForwardModel):
     name = "flatfield"
     components = (
         Component("specimen", "nuclei", smooth=False, latent="w"),
-        Component("flatfield", "illumination", smooth=True, floor=0.02, latent="w"),
+        # mahalanobis: with ‖w − w̄‖² the field stayed near the prior's mean field, and fields far
+        # from it were missed (docs/join.md, "The field's prior")
+        Component("flatfield", "illumination", smooth=True, floor=0.02, latent="w", metric="mahalanobis"),
     )
     outputs = ("corrected", "flatfield", "darkfield")
     image_channels = (1,)
