@@ -198,7 +198,9 @@ def test_stack_term_scores_the_field_against_the_mean_plane():
     rng = np.random.default_rng(4)
     f = _field(9, 128)
     planes = torch.from_numpy((f * rng.random((6, 128, 128))).astype(np.float32))[:, None]
-    assert m.group_stats(planes[:2], [0, 1]) is None  # no group of 2 or more planes: no term
+    # a plane of its own: its own blurred image, never "the same content"
+    alone = m.group_stats(planes[:2], [0, 1])
+    assert alone["grid"].shape == (2, 1, m.STACK_GRID, m.STACK_GRID) and bool(alone["valid"].all())
     assert forward_model("intrinsic").group_stats(planes, [0] * 6) is None
     stats = m.group_stats(planes, [0] * 6)
     true = torch.from_numpy(f)[None, None, None]  # (R=1, G=1, 1, s, s)
@@ -219,7 +221,8 @@ def test_the_stack_term_brings_a_shared_field_closer_than_the_tiles_alone():
     err = {w: si_mse(r.layer("flatfield").data, f / f.mean()) for w, r in runs.items()}
     assert runs[0.0].metadata["losses"]["stack"] is None
     assert 0 <= runs[0.3].metadata["losses"]["stack"] < 1  # better than a flat field
-    assert err[0.3] < 0.6 * err[0.0], err
+    # (with the Mahalanobis field prior the tiles alone already do better, so the margin is smaller)
+    assert err[0.3] < 0.8 * err[0.0], err
 
 
 def test_the_stack_term_is_off_where_the_tiles_cover_the_stack_or_the_planes_repeat():
@@ -228,6 +231,12 @@ def test_the_stack_term_is_off_where_the_tiles_cover_the_stack_or_the_planes_rep
     covered = (f * np.stack([nuclei(128, 20 + i) for i in range(4)]) + 0.02).astype(np.float32)
     res = drive(join.run(covered, fast, device="cpu"))  # 4 planes, 4 tiles: all solved
     assert res.metadata["losses"]["stack"] is None and "warnings" not in res.metadata
+    # one plane with more tile positions than max_tiles: its blurred self is the term
+    single = drive(join.run(covered[0:1].reshape(128, 128), {**fast, "max_tiles": 1}, device="cpu"))
+    assert single.metadata["losses"]["stack"] is None  # one position, solved
+    big = np.tile(covered[0], (2, 2))  # 256²: 4 positions, 2 solved
+    half = drive(join.run(big, {**fast, "max_tiles": 2}, device="cpu"))
+    assert 0 <= half.metadata["losses"]["stack"] < 2
     # samples of the prior near its mean share one layout, as a time-lapse of one field of view
     # does: their mean plane is mostly specimen, so it must not steer the field
     specs = np.stack([_prior_sample("nuclei", 20 + i, psi=0.7) for i in range(4)])

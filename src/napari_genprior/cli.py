@@ -365,8 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--stack-weight",
         type=float,
         default=jdef.stack_weight,
-        help="flatfield stacks with a shared field: weight of the stack term (the field must also "
-        "explain the blurred mean plane; used when the tiles leave planes out; 0: off)",
+        help="flatfield with a shared field: weight of the stack term (the field must also explain "
+        "the blurred mean plane, or a single plane's blurred self; used when the tiles leave part of "
+        "the input out, e.g. a 512² image or a stack of 8; 0: off)",
     )
     jo.add_argument(
         "--in-domain-metric",

@@ -82,8 +82,9 @@ class JoinWidget(RunControls, ImageChoices, Container):
             max=10.0,
             step=0.1,
             value=d.stack_weight,
-            tooltip="shared field: how much the blurred mean of all planes steers the field "
-            "(used when the tiles leave planes out; 0: off)",
+            tooltip="shared field: how much the blurred mean of all planes (of one plane: the "
+            "blurred plane) steers the field; used when the tiles leave part of the input out "
+            "(a 512² image, a stack of 8); 0: off",
         )
         self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=d.seed)

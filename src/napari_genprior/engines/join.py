@@ -96,11 +96,11 @@ class JoinParams:
       on that many tiles spread over the planes and positions (the rest are "not fitted", label 3
       of ``unexplained``); ``per_plane`` downscales the planes until all their tiles fit. The
       field and the corrected specimen always come out at full resolution for every plane.
-    - ``stack_weight``: flat-field stacks with a shared field, weight of the stack term: the
-      field must also explain the blurred mean of all the planes. It applies only when the tiles
-      leave part of the stack unsolved (more tile positions than ``max_tiles``) and the planes
-      show different content (not a time-lapse of one field of view); 0 turns it off. Single
-      planes and ``per_plane`` have no such term.
+    - ``stack_weight``: flat-field with a shared field, weight of the stack term: the field must
+      also explain the blurred mean of all the planes (of a single plane: the blurred plane). It
+      applies only when the tiles leave part of the input unsolved (more tile positions than
+      ``max_tiles``: a 512² plane, a stack of 8 × 256²) and the planes show different content
+      (not a time-lapse of one field of view); 0 turns it off. ``per_plane`` has no such term.
     - ``stage2_smooth``: what stage 2 does to the smooth components (shading, field): ``weights``
       (fine-tune their generators too), ``latent`` (keep the prior's weights and go on moving the
       latent, with stage 1's learning rate and ramp and its in-domain penalty) or ``frozen``;

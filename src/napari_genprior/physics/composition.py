@@ -235,11 +235,10 @@ class FlatField(ForwardModel):
 
     def group_stats(self, planes, groups):
         # planes that share a field share its expectation: where the specimens vary from plane to
-        # plane, their mean tends to a constant and the mean plane to gain·F + D (BaSiC's premise)
+        # plane, their mean tends to a constant and the mean plane to gain·F + D (BaSiC's premise).
+        # A group of one plane is its own blurred image, which holds the same premise over space:
+        # the blur baseline's, for a specimen spread evenly at the scale of the field
         n_groups = max(groups) + 1
-        sizes = np.bincount(groups, minlength=n_groups)
-        if sizes.max() < 2:
-            return None
         k = self.STACK_GRID
         idx = np.asarray(groups)
         grids, corr = [], []
@@ -250,7 +249,7 @@ class FlatField(ForwardModel):
             grids.append(self._blur(small.mean(0, keepdim=True))[0])
             corr.append(_detail_correlation(small - self._blur(small)))
         content = torch.tensor(corr)
-        valid = torch.from_numpy(sizes >= 2) & (content < self.SHARED_CONTENT)
+        valid = content < self.SHARED_CONTENT  # one plane: 0, no pairs to correlate
         return {"grid": torch.stack(grids), "valid": valid, "shared_content": content}
 
     def group_loss(self, smooth, stats):
