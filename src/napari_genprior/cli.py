@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     jo.add_argument(
         "--in-domain-metric",
-        choices=("auto", "euclidean", "mahalanobis"),
+        choices=join_metrics(),
         default=jdef.in_domain_metric,
         help="the in-domain penalty's distance from the prior's mean latent: euclidean, mahalanobis "
         "(under the prior's latent covariance) or auto (each component's measured choice)",
@@ -733,6 +733,12 @@ def join_defaults() -> Any:
     from .engines.join import JoinParams
 
     return JoinParams()
+
+
+def join_metrics() -> tuple[str, ...]:
+    from .engines.join import METRICS
+
+    return METRICS
 
 
 def cmd_join(args: argparse.Namespace) -> int:

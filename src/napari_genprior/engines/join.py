@@ -281,19 +281,21 @@ def _has_noise(gen: Generator) -> bool:
 
 
 @torch.no_grad()
-def _mean_w(gen: Generator, n: int = 4096, seed: int = 12345) -> torch.Tensor:
+def _mapped_w(gen: Generator, n: int = 4096, seed: int = 12345) -> torch.Tensor:
+    """``(n, D)`` latents w of ``n`` fixed random z, the sample that w̄ and the whitener describe."""
     z = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, gen.style_dim))).float()
-    return gen.mapping(z.to(gen.input.input.device)).mean(0)
+    return gen.mapping(z.to(gen.input.input.device))
 
 
-@torch.no_grad()
-def _w_whitener(gen: Generator, n: int = 4096, seed: int = 12345, ridge: float = 1e-3) -> torch.Tensor:
+def _mean_w(gen: Generator) -> torch.Tensor:
+    return _mapped_w(gen).mean(0)
+
+
+def _w_whitener(gen: Generator, ridge: float = 1e-3) -> torch.Tensor:
     """``(D, D)`` matrix P with ‖P(w − w̄)‖² the Mahalanobis distance of mapped samples, scaled by
     tr(Σ)/D so that a typical sample scores what it scores under ‖w − w̄‖² (only the shape changes:
     weaker along the directions the prior varies in, firmer along those it does not)."""
-    z = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, gen.style_dim))).float()
-    w = gen.mapping(z.to(gen.input.input.device)).double()
-    cov = torch.cov(w.T)
+    cov = torch.cov(_mapped_w(gen).double().T)
     scale = float(torch.diagonal(cov).mean())
     evals, evecs = torch.linalg.eigh(cov + ridge * scale * torch.eye(cov.shape[0], dtype=cov.dtype))
     return ((evecs * (scale / evals).sqrt()) @ evecs.T).float()
@@ -664,7 +666,8 @@ def _execute(
     in_domain = p.in_domain_of(model, stacked=stats is not None)
 
     def in_domain_loss(lat_: dict[str, torch.Tensor], keys: Iterable[str]) -> torch.Tensor:
-        """Σ over ``keys`` of weight · ‖w − w̄‖² (mean over a latent's entries), summed over restarts."""
+        """Σ over ``keys`` of weight · ‖w − w̄‖² (mean over a latent's entries; whitened for a
+        mahalanobis component), summed over restarts."""
         terms = [
             in_domain[k]
             * ((lat_[k] - w_means[k]) @ whiten[k] if k in whiten else lat_[k] - w_means[k])
