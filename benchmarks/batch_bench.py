@@ -1,7 +1,7 @@
 """Batch throughput: the same batch of images in this process one by one, and on a local dask
 cluster of 2 worker processes (one thread each), side by side on this machine.
 
-    python benchmarks/batch_bench.py [--images 8] [--size 128] [--steps 200] [--repeats 2] [--no-write]
+    python -m benchmarks.batch_bench [--images 8] [--size 128] [--steps 200] [--repeats 2] [--no-write]
 
 Each run is the real command (`napari-genprior dip denoise DIR -o OUT --iterations N`, a fresh
 process, cluster start-up included), interleaved sequential / cluster, medians of the repeats.
@@ -24,9 +24,8 @@ from pathlib import Path
 
 import tifffile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
-from napari_genprior.data.synthetic import fluorescence, poisson_gaussian_noise  # noqa: E402
+from benchmarks.report import machine, markdown_table, write_section
+from napari_genprior.data.synthetic import fluorescence, poisson_gaussian_noise
 
 CLI = [sys.executable, "-m", "napari_genprior.cli"]
 

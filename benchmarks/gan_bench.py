@@ -1,7 +1,7 @@
 """GAN prior benchmark: training speed at the bundled configurations (float32 vs bfloat16 autocast)
 and the fidelity figures of the bundled priors from their model cards.
 
-    python benchmarks/gan_bench.py [--steps 6] [--repeats 3] [--no-write]
+    python -m benchmarks.gan_bench [--steps 6] [--repeats 3] [--no-write]
 
 Speed: one training step = a discriminator step (with the lazy R1 penalty amortised as in
 training) and a generator step, measured on the training command's own loop (``train_gan``); the
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -21,10 +20,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
-from napari_genprior.models import list_models  # noqa: E402
-from napari_genprior.train.gan import GanConfig, _dataset, build_models, train_gan  # noqa: E402
+from benchmarks.report import machine, markdown_table, write_section
+from napari_genprior.models import list_models
+from napari_genprior.train.gan import GanConfig, build_models, train_gan, training_images
 
 
 def bundled_configs() -> list[tuple[str, GanConfig]]:
@@ -51,7 +49,7 @@ def seconds_per_step(trained: GanConfig, amp: bool, steps: int) -> float:
         )
         train_gan(cfg, log=lambda _m: None)  # warm-up (and a checkpoint to resume from)
         t = time.perf_counter()
-        data = _dataset(cfg)
+        data = training_images(cfg)
         build_models(cfg, data.shape[1])
         setup = time.perf_counter() - t
         cfg.steps = 2 + steps

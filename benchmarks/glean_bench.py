@@ -12,8 +12,8 @@ Figures: PSNR and SSIM (data range 1, ``skimage.metrics``), and the high-frequen
 the energy of the Laplacian of the result over that of the truth (1 = as much fine detail as the
 truth; bicubic is far below 1, a result that invents noise is above it).
 
-    python benchmarks/glean_bench.py --ablation-x8 abl8.pt --ablation-x16 abl16.pt   # the table
-    python benchmarks/glean_bench.py --quick                                        # a smoke run
+    python -m benchmarks.glean_bench --ablation-x8 abl8.pt --ablation-x16 abl16.pt   # the table
+    python -m benchmarks.glean_bench --quick                                        # a smoke run
 
 The ablation models (the same encoder–decoder with the bank replaced by trainable convolutions of
 equal parameter count, the same data, steps and settings) are not bundled; train them with the
@@ -36,11 +36,11 @@ from skimage.metrics import peak_signal_noise_ratio as psnr
 from skimage.metrics import structural_similarity as ssim
 from skimage.transform import resize
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
-from napari_genprior.data.generators import EVAL_SEED_START, nuclei  # noqa: E402
-from napari_genprior.engines import dip, drive, glean  # noqa: E402
-from napari_genprior.train.glean import degrade, load_glean  # noqa: E402
+from benchmarks.report import machine, markdown_table, write_section
+from napari_genprior.data.generators import EVAL_SEED_START, nuclei
+from napari_genprior.engines import dip, drive, glean
+from napari_genprior.models.load import load_glean
+from napari_genprior.physics.degrade import degrade
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "glean_bench.jsonl"
@@ -163,7 +163,7 @@ def peak_memory(scale: int, out_side: int = 4096) -> tuple[float, float, float]:
     model: (peak resident GiB, GiB before the run (torch, model, input), seconds)."""
     code = (
         "import resource,sys,time,numpy as np;from napari_genprior.engines import glean,drive;"
-        "from napari_genprior.train.glean import load_glean;"
+        "from napari_genprior.models.load import load_glean;"
         "n,s=int(sys.argv[1]),int(sys.argv[2]);load_glean(glean.default_model(s));"
         "x=(np.random.default_rng(0).random((n//s,n//s))*4000).astype(np.uint16);"
         "m0=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/2**20;t=time.perf_counter();"

@@ -1,6 +1,6 @@
 """GUI overhead: DIP steps per second in the napari widget against the same run driven as the CLI does.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/gui_bench.py [--steps 150] [--repeats 3]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python -m benchmarks.gui_bench [--steps 150] [--repeats 3]
         [--configs 10 0 10:3] [--label after] [--no-write]
 
 Same data (the bundled fluorescence sample, 256×256 uint16), same settings (fast preset, Gaussian
@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
+from benchmarks.report import machine, markdown_table, write_section
 
 LOG = Path(__file__).resolve().parent / "results" / "gui_bench.jsonl"
 

@@ -1,8 +1,8 @@
 """IRN benchmark: round-trip quality of the bundled models against bicubic down+up, LR quality as a
 thumbnail, throughput, and peak memory of a tiled 4096×4096 round trip.
 
-    python benchmarks/irn_bench.py [--scales 2 4] [--weights x2.pt x4.pt] [--no-memory] [--no-write]
-    python benchmarks/irn_bench.py --tau-sweep     # round trip and uncertainty at small τ
+    python -m benchmarks.irn_bench [--scales 2 4] [--weights x2.pt x4.pt] [--no-memory] [--no-write]
+    python -m benchmarks.irn_bench --tau-sweep     # round trip and uncertainty at small τ
 
 Held-out images (never trained on; see napari_genprior.train.irn.HELD_OUT): scikit-image's camera,
 astronaut and coffee (grey, 256×256) and two synthetic fluorescence images with evaluation seeds.
@@ -15,7 +15,6 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,11 +22,11 @@ import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio as psnr
 from skimage.metrics import structural_similarity as ssim
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
-from napari_genprior.engines import drive, irn  # noqa: E402
-from napari_genprior.models import card, weights_path  # noqa: E402
-from napari_genprior.train.irn import bicubic_down, held_out_images  # noqa: E402
+from benchmarks.report import machine, markdown_table, write_section
+from napari_genprior.engines import drive, irn
+from napari_genprior.models import card, weights_path
+from napari_genprior.physics.degrade import bicubic_down
+from napari_genprior.train.irn import held_out_images
 
 
 def bicubic_roundtrip(img: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,9 +15,9 @@ one), and the blurred image as the field.
 
 Wall time per image on this machine; a figure for docs/join.md.
 
-    python benchmarks/join_bench.py            # the table in docs/benchmarks.md (about 25 min)
-    python benchmarks/join_bench.py --quick    # a smoke run (2 scenes, few steps)
-    python benchmarks/join_bench.py --times 3  # wall time of the target cases only, 3 repeats
+    python -m benchmarks.join_bench            # the table in docs/benchmarks.md (about 25 min)
+    python -m benchmarks.join_bench --quick    # a smoke run (2 scenes, few steps)
+    python -m benchmarks.join_bench --times 3  # wall time of the target cases only, 3 repeats
 
 BaSiCPy pins numpy < 2 and scipy < 1.13; it runs with this project's numpy 2 and scipy 1.17:
 ``pip install basicpy`` and then reinstall the numpy and scipy you had.
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -35,18 +34,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
-from napari_genprior.data.generators import EVAL_SEED_START, illumination, nuclei, scene  # noqa: E402
-from napari_genprior.engines import join  # noqa: E402
-from napari_genprior.engines.base import drive  # noqa: E402
-from napari_genprior.engines.classical import (  # noqa: E402
-    blur_flatfield,
-    blur_shading,
-    lmse,
-    retinex_shading,
-    si_mse,
-)
+from benchmarks.report import machine, markdown_table, write_section
+from napari_genprior.data.generators import EVAL_SEED_START, illumination, nuclei, scene
+from napari_genprior.engines import join
+from napari_genprior.engines.base import drive
+from napari_genprior.engines.classical import blur_flatfield, blur_shading, retinex_shading
+from napari_genprior.metrics import lmse, si_mse
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "join_bench.jsonl"

@@ -8,8 +8,9 @@ import pytest
 
 from napari_genprior.data.generators import EVAL_SEED_START
 from napari_genprior.engines.prior import load_prior, sample_prior
+from napari_genprior.metrics import layout_correlation, swd
 from napari_genprior.models import card, list_models
-from napari_genprior.train.fidelity import blurred_noise, layout_correlation, swd
+from napari_genprior.train.fidelity import blurred_noise
 from napari_genprior.train.gan import _domain_images
 
 PRIORS = {"albedo": (64, 3), "shading": (64, 1), "nuclei": (128, 1), "illumination": (64, 1)}

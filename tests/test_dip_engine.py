@@ -310,7 +310,7 @@ def test_auto_stopping_when_denoising_waits_for_a_white_residual(smooth_image, m
 def test_automatic_stopping_waits_until_the_fit_reaches_a_textured_image(monkeypatch):
     """Fine texture looks like noise to a noise estimate; the automatic stop must not come before
     the fit has taken the image in (issue 25). On a noisy 128² crop of scikit-image's brick (a
-    tuning image of benchmarks/dip_stop_study.py): at the stop the residual is down to the noise,
+    tuning image of studies/dip_stop_study.py): at the stop the residual is down to the noise,
     and the result is within 0.5 dB of the best average of a 300-step run, far above the input."""
     from skimage import data as skdata
 

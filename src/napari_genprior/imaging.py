@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engines.base import InputError
+from .errors import InputError
 
 __all__ = ["Normalizer", "PlaneLayout", "check_image", "guess_channel_axis"]
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from .engines.base import InputError
+from .errors import InputError
 
 __all__ = [
     "atomic_path",
@@ -50,11 +52,11 @@ def read_image(path: str | Path) -> np.ndarray:
     suffix = _suffix(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    kind = "TIFF" if suffix in TIFF else suffix.lstrip(".").upper().replace("JPEG", "JPG")
+    unreadable = f"{path}: not a readable {kind} file (corrupt, or not an image)"
     try:
         if suffix in TIFF:
-            import tifffile
-
-            return np.asarray(tifffile.imread(path))
+            return _read_tiff(path, unreadable)
         import imageio.v3 as iio
 
         return np.asarray(iio.imread(path))
@@ -62,8 +64,41 @@ def read_image(path: str | Path) -> np.ndarray:
         raise
     except Exception:  # corrupt, truncated, or another kind of file with this name
         # One line: the readers' own messages run to several, with advice that does not apply.
-        kind = "TIFF" if suffix in TIFF else suffix.lstrip(".").upper().replace("JPEG", "JPG")
-        raise InputError(f"{path}: not a readable {kind} file (corrupt, or not an image)") from None
+        raise InputError(unreadable) from None
+
+
+class _HeldRecords(logging.Filter):
+    """Holds back the log records of a logger while attached (kept in ``records``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+def _read_tiff(path: Path, unreadable: str) -> np.ndarray:
+    """A TIFF's pixels; :class:`InputError` ``unreadable`` for a file tifffile cannot make sense of.
+
+    For a corrupt file tifffile logs a warning and returns an empty array, which would be reported
+    later, and wrongly, as an empty image: its warnings are held back and said as one line instead.
+    """
+    import tifffile
+
+    log = logging.getLogger("tifffile")
+    held = _HeldRecords()
+    log.addFilter(held)
+    try:
+        data = np.asarray(tifffile.imread(path))
+    finally:
+        log.removeFilter(held)
+    if data.size == 0 and held.records:
+        raise InputError(unreadable)
+    for record in held.records:  # a readable file's warnings still reach the log
+        log.handle(record)
+    return data
 
 
 def check_parent(path: str | Path) -> Path:
@@ -79,6 +114,17 @@ def check_parent(path: str | Path) -> Path:
         raise InputError(f"cannot write {path}: {parent} is a file, not a folder")
     if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {path}: no permission to write in {parent}")
+    if parent.is_dir():
+        # os.access says yes to root everywhere, also in /proc or on a read-only disk: try it
+        try:
+            fd, probe = tempfile.mkstemp(dir=parent, prefix=".napari-genprior-probe-")
+        except OSError as err:
+            raise InputError(
+                f"cannot write {path}: new files cannot be made in {parent} ({err.strerror or err}); "
+                "choose another output folder"
+            ) from None
+        os.close(fd)
+        os.unlink(probe)
     return path
 
 

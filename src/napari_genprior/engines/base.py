@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import Cancelled, InputError
+
 __all__ = [
     "check_cancel",
     "Cancelled",
@@ -30,15 +32,14 @@ __all__ = [
     "drive",
     "output_geometry",
     "progress_text",
+    "available_devices",
     "resolve_device",
     "bfloat16_pays",
 ]
 
+#: the kinds of device a run can name (``cuda`` also as ``cuda:N``); :func:`available_devices`
+#: lists those this machine has
 DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-class InputError(ValueError):
-    """Bad input from the user. The message says what is wrong and what to do."""
 
 
 def params_from(cls: type, params: Any, engine: str) -> Any:
@@ -52,10 +53,6 @@ def params_from(cls: type, params: Any, engine: str) -> Any:
     if unknown:
         raise InputError(f"unknown {engine} parameter(s): {', '.join(sorted(unknown))}")
     return cls(**params)
-
-
-class Cancelled(Exception):
-    """The run was cancelled; nothing was produced."""
 
 
 def check_cancel(cancel: Callable[[], bool] | None) -> None:
@@ -194,27 +191,48 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def _has_mps() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def available_devices() -> list[str]:
+    """The device names this machine can run on: ``auto``, ``cpu``, ``cuda:N`` for every GPU
+    present and ``mps`` where Apple's GPU backend is available (the widgets' device choices)."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _has_mps():
+        names.append("mps")
+    return names
+
+
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     """Map ``auto`` / ``cpu`` / ``cuda[:N]`` / ``mps`` to an available ``torch.device``.
 
-    ``auto`` takes CUDA, then MPS, then the CPU. A device that is not available raises
-    :class:`InputError`.
+    ``auto`` takes CUDA, then MPS, then the CPU. A device that is not available (``cuda:1`` on a
+    machine with one GPU) raises :class:`InputError` naming the devices there are.
     """
     if isinstance(name, torch.device):
         return name
     name = (name or "auto").strip().lower()
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    has_mps = _has_mps()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps") if has_mps else torch.device("cpu")
-    kind = name.split(":")[0]
-    if kind not in DEVICES[1:]:
-        raise InputError(f"unknown device {name!r}: choose one of {', '.join(DEVICES)}")
+    here = ", ".join(available_devices())
+    kind, sep, index = name.partition(":")
+    if kind not in DEVICES[1:] or (sep and kind != "cuda"):
+        raise InputError(f"unknown device {name!r}: choose one of {here} (cuda:N for GPU number N)")
+    if sep and not index.isdigit():
+        raise InputError(f"unknown device {name!r}: write cuda:N with N a GPU number, e.g. cuda:0")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' is not available on this machine: use 'auto' or 'cpu'")
+        raise InputError(f"device {name!r} is not available on this machine: choose one of {here}")
+    if sep and int(index) >= torch.cuda.device_count():
+        # torch accepts any index here and fails only at the first tensor moved there
+        raise InputError(f"device {name!r} is not present on this machine: choose one of {here}")
     if kind == "mps" and not has_mps:
-        raise InputError("device 'mps' is not available on this machine: use 'auto' or 'cpu'")
+        raise InputError(f"device 'mps' is not available on this machine: choose one of {here}")
     try:
         return torch.device(name)
     except RuntimeError as err:

@@ -1,12 +1,11 @@
-"""Classical single-image decompositions (the baselines JoIN is measured against) and the
-decomposition metrics. Numpy + scipy + scikit-image only.
+"""Classical single-image decompositions (the baselines JoIN is measured against). Numpy + scipy + scikit-image only.
 
 - :func:`retinex_shading`: multi-scale Retinex (Jobson et al. 1997) read as an illumination
   estimate: log S = mean over σ of log(G_σ ∗ L), L the luminance; A = I / S.
 - :func:`blur_shading`: "shading = blurred luminance" (one Gaussian).
 - :func:`blur_flatfield`: the flat-field as the blurred image itself, normalised to mean 1.
-- :func:`si_mse`, :func:`lmse`: scale-invariant MSE and local scale-invariant MSE (Grosse et al.
-  2009), the usual intrinsic-image errors.
+
+The decomposition errors (si-MSE, LMSE) live in :mod:`napari_genprior.metrics`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["blur_flatfield", "blur_shading", "lmse", "retinex_shading", "si_mse"]
+__all__ = ["blur_flatfield", "blur_shading", "retinex_shading"]
 
 #: Retinex scales for a 256-pixel image (15, 80, 250 px); scaled with the image size.
 RETINEX_SIGMAS = (15.0, 80.0, 250.0)
@@ -61,32 +60,3 @@ def blur_flatfield(image: np.ndarray, sigma: float | None = None) -> tuple[np.nd
     f = np.maximum(f, 1e-6 * max(float(f.max()), 1e-12))
     f = f / f.mean()
     return (a / f).astype(np.float32), f.astype(np.float32)
-
-
-def si_mse(estimate: np.ndarray, truth: np.ndarray) -> float:
-    """Scale-invariant MSE: min over α of mean((α·estimate − truth)²). Arrays of one shape."""
-    e = np.asarray(estimate, np.float64).ravel()
-    t = np.asarray(truth, np.float64).ravel()
-    den = float(e @ e)
-    alpha = float(e @ t) / den if den > 0 else 0.0
-    return float(np.mean((alpha * e - t) ** 2))
-
-
-def lmse(estimate: np.ndarray, truth: np.ndarray, window: int | None = None) -> float:
-    """Local scale-invariant MSE (Grosse et al. 2009): the scale-invariant squared error summed
-    over overlapping windows (side ``window``, default 20/256 of the image side, at least 8;
-    stride half of it), divided by the same sum for an all-zero estimate. ``(H, W[, C])``."""
-    e = np.asarray(estimate, np.float64)
-    t = np.asarray(truth, np.float64)
-    h, w = t.shape[:2]
-    k = window or max(8, round(20 * max(h, w) / 256))
-    step = max(1, k // 2)
-    num = den = 0.0
-    for y in range(0, max(1, h - k + 1), step):
-        for x in range(0, max(1, w - k + 1), step):
-            ew, tw = e[y : y + k, x : x + k].ravel(), t[y : y + k, x : x + k].ravel()
-            d = float(ew @ ew)
-            alpha = float(ew @ tw) / d if d > 0 else 0.0
-            num += float(np.sum((alpha * ew - tw) ** 2))
-            den += float(tw @ tw)
-    return num / den if den > 0 else 0.0

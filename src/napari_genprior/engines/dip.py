@@ -23,6 +23,7 @@ import torch
 
 from .. import __version__
 from ..imaging import Normalizer, PlaneLayout, check_image, guess_channel_axis
+from ..metrics import psnr_from_mse
 from ..nets.skip import SkipNet
 from ..physics.downsample import LanczosDownsampler
 from ..physics.noise import estimate_poisson_gaussian, estimate_sigma_pca, gaussian_loss, poisson_gaussian_nll
@@ -171,7 +172,7 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 DEFAULT_TILE = 512
 #: Automatic stopping counts a fall of the windowed iterate variance only when it is at least
 #: this fraction below the previous reference, so a long plateau stops the fit too (see
-#: ``_fit_plane``; chosen with benchmarks/dip_stop_study.py).
+#: ``_fit_plane``; chosen with studies/dip_stop_study.py).
 AUTO_TOLERANCE = 0.01
 #: Denoising with automatic stopping watches the residual ``x - y`` instead of the iterates'
 #: variance: its lag-1 autocorrelation (mean of the x and y neighbours, moving mean of the last
@@ -179,7 +180,7 @@ AUTO_TOLERANCE = 0.01
 #: network follows the noise, which is white. The fit stops when it falls below this level, from
 #: step 100 on. No noise estimate is needed, so fine texture that inflates one cannot stop the
 #: fit early, and the rule holds for Poisson–Gaussian noise too (independent from pixel to pixel).
-#: Chosen with benchmarks/dip_stop_study.py on its tuning images, reported on the others.
+#: Chosen with studies/dip_stop_study.py on its tuning images, reported on the others.
 AUTO_WHITENESS = 0.0
 _WHITENESS_SMOOTH = 50
 _WHITENESS_START = 100
@@ -187,15 +188,15 @@ _WHITENESS_START = 100
 #: the residual's correlation never turns negative: denoising also stops once the residual
 #: (whitened by the estimated noise variance, same moving mean) is below this fraction of the
 #: noise. Low enough that a noise estimate inflated by texture does not reach it before the fit
-#: reaches the image (chosen with benchmarks/dip_stop_study.py).
+#: reaches the image (chosen with studies/dip_stop_study.py).
 AUTO_OVERFIT = 0.7
 #: The output average (EMA) spans at most this fraction's inverse of the steps so far: after t
 #: steps its decay is min(ema, 1 - AVG_RAMP / t). A plain EMA still carried the first, mid-grey
 #: iterates after hundreds of steps, so short runs came back brighter than the data and below
-#: the noisy input (benchmarks/dip_bias_probe.py); from t = AVG_RAMP / (1 - ema) on it is the EMA.
+#: the noisy input (studies/dip_bias_probe.py); from t = AVG_RAMP / (1 - ema) on it is the EMA.
 AVG_RAMP = 5.0
 #: Fewer steps than this return a fit that has not reached the data yet (the average is still
-#: moving toward it, benchmarks/dip_bias_probe.py): the result says so in ``metadata["warnings"]``.
+#: moving toward it, studies/dip_bias_probe.py): the result says so in ``metadata["warnings"]``.
 CONVERGED_STEPS = 300
 
 
@@ -366,10 +367,6 @@ def _pad(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.pad(a, ((0, 0), (0, h - a.shape[1]), (0, w - a.shape[2])), mode="symmetric")
 
 
-def _psnr(mse: float) -> float:
-    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
-
-
 @dataclass
 class _PlaneFit:
     out: np.ndarray  # (C, H·f, W·f) in [0, 1]
@@ -533,7 +530,7 @@ def _fit_plane(
         restored = False
         if backtrack:
             with torch.no_grad():
-                ps = _psnr(float(gaussian_loss(out.detach(), y_t, w_t)))
+                ps = psnr_from_mse(float(gaussian_loss(out.detach(), y_t, w_t)))
             if last_psnr is not None and ps - last_psnr < -5.0:
                 with torch.no_grad():
                     for q, saved in zip(net.parameters(), last_params):

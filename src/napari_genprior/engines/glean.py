@@ -101,7 +101,7 @@ def prepare(params: GleanParams | dict[str, Any] | None) -> tuple[GleanParams, G
     """Validate ``params`` without an image and load the model: ``(params with the model name
     resolved, network, info)``. Raises :class:`InputError` for an unknown model, a file that is
     not a GLEAN model, or a scale the model was not trained for."""
-    from ..train.glean import load_glean
+    from ..models.load import load_glean
 
     p = GleanParams.from_any(params)
     p.validate()

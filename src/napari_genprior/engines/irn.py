@@ -16,12 +16,10 @@ images jointly). Pure torch + numpy.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +28,8 @@ import torch
 from .. import __version__
 from ..imaging import Normalizer, PlaneLayout, check_image, guess_channel_axis
 from ..models import weights_path
+from ..models.load import load_irn as load_weights
+from ..models.load import recommended_tau
 from ..nets.irn import InvRescaleNet
 from .base import (
     EngineRun,
@@ -119,13 +119,6 @@ class IRNParams:
             raise InputError(f"value_range must be (low, high) with high > low, not {self.value_range}")
 
 
-def _strip_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    for prefix in ("module.", "netG.", "model."):
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix) :]: v for k, v in sd.items()}
-    return sd
-
-
 def up_record(stored: dict[str, Any] | None, lr_spatial: tuple[int, int]) -> dict[str, Any] | None:
     """The record ``down`` stored with an LR image (``{"scale", "value_range", "hr_shape"}``) if it
     describes an LR of ``lr_spatial`` ``(Y, X)``, else ``None`` (no record, or one copied onto an
@@ -143,58 +136,6 @@ NO_RECORD = (
     "{name} carries no record from IRN down: its own value range is used and the result is LR size × "
     "scale. IRN up restores the LR images that down made; {hint}"
 )
-
-
-def recommended_tau(weights: str | Path) -> float:
-    """The ``recommended_tau`` of the model card beside ``weights`` (``NAME.json``), else 1."""
-    try:
-        return float(json.loads(Path(weights).with_suffix(".json").read_text()).get("recommended_tau", 1.0))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return 1.0
-
-
-def load_weights(path: str | Path) -> tuple[InvRescaleNet, dict[str, Any]]:
-    """A checkpoint → ``(network in eval mode, info)``.
-
-    Accepts the checkpoints of ``napari-genprior train irn`` and the bundled models (a dict with
-    ``model`` and ``config``) and plain state dicts in the official ``InvRescaleNet`` key layout
-    (``operations.{i}.haar_weights``, ``operations.{i}.{F,G,H}.conv{1..5}``, optionally under a
-    ``module.`` prefix). The architecture (channels, levels, blocks, growth) is read from the keys.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"weights file {path} does not exist")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise InputError(f"cannot read {path} as a torch checkpoint ({err})") from None
-    info: dict[str, Any] = {"weights": str(path), "recommended_tau": recommended_tau(path)}
-    if isinstance(ck, dict) and isinstance(ck.get("model"), dict):
-        info["config"] = ck.get("config")
-        ck = ck["model"]
-    if not isinstance(ck, dict) or not ck:
-        raise InputError(f"{path} holds no state dict")
-    sd = _strip_prefix({k: v for k, v in ck.items() if isinstance(v, torch.Tensor)})
-    haar = sorted(
-        int(k.split(".")[1]) for k in sd if k.startswith("operations.") and k.endswith(".haar_weights")
-    )
-    if not haar or "operations.1.F.conv1.weight" not in sd:
-        raise InputError(
-            f"{path} is not an IRN checkpoint: expected keys like operations.0.haar_weights and "
-            "operations.1.F.conv1.weight (the official InvRescaleNet layout)"
-        )
-    channels = sd[f"operations.{haar[0]}.haar_weights"].shape[0] // 4
-    levels = len(haar)
-    n_ops = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("operations."))
-    blocks = (n_ops - levels) // levels
-    growth = sd["operations.1.F.conv1.weight"].shape[0]
-    net = InvRescaleNet(channels, levels, blocks, growth)
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as err:
-        raise InputError(f"{path} does not match an IRN network ({str(err).splitlines()[0]})") from None
-    info.update(channels=channels, scale=2**levels, blocks=blocks, growth=growth)
-    return net.eval(), info
 
 
 def _load(p: IRNParams) -> tuple[InvRescaleNet, dict[str, Any]]:

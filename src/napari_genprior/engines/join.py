@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..imaging import PlaneLayout, check_image, guess_channel_axis
+from ..models.load import load_component_prior
 from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection
 from ..physics.composition import FORWARD_MODELS, ForwardModel, forward_model
 from .base import (
@@ -57,7 +59,16 @@ from .base import (
 )
 from .tiling import Tile, TileBlender
 
-__all__ = ["DISTANCES", "JoinParams", "laplacian_distance", "load_component_prior", "run", "unexplained_mask"]
+__all__ = [
+    "DISTANCES",
+    "JoinParams",
+    "laplacian_distance",
+    "load_component_prior",
+    "rough_seconds",
+    "run",
+    "tiles_for",
+    "unexplained_mask",
+]
 
 DISTANCES = ("l1+lap", "mse+lap", "mse")
 #: latent spaces: W+ (one latent per layer), W (one for all layers), or each component's own default
@@ -233,47 +244,6 @@ class JoinParams:
 # priors
 
 
-def load_component_prior(name_or_path: str, component: str) -> tuple[Generator, Discriminator | None, str]:
-    """``(generator, discriminator or None, label)`` of a bundled prior or a checkpoint file;
-    anything else raises :class:`InputError` naming the component."""
-    from ..models import weights_path
-    from .prior import bundled_priors, load_prior
-
-    label = str(name_or_path)
-    path = weights_path(label) if "/" not in label and not label.endswith(".pt") else None
-    path = path or Path(label)
-    if not path.is_file():
-        raise InputError(
-            f"prior {label!r} for {component} is neither a bundled prior ({', '.join(bundled_priors())}) "
-            "nor an existing file: train one with `napari-genprior train gan`"
-        )
-    try:
-        gen = load_prior(path)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
-        raise InputError(f"prior {label!r} for {component} is not a generator: {err}") from None
-    disc = None
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(ck, dict) and "discriminator" in ck:
-            from ..train.disc import build_discriminator
-
-            disc = build_discriminator(ck["discriminator_config"])
-            disc.load_state_dict({k: v.float() for k, v in ck["discriminator"].items()})
-            disc.eval().requires_grad_(False)
-        elif (
-            isinstance(ck, dict) and isinstance(ck.get("d"), dict) and "config" in ck
-        ):  # a train gan checkpoint
-            from ..train.gan import GanConfig, build_models
-
-            cfg = GanConfig(**{k: v for k, v in ck["config"].items() if k in GanConfig.__dataclass_fields__})
-            _, disc, _ = build_models(cfg, int(ck["channels"]))
-            disc.load_state_dict(ck["d"])
-            disc.eval().requires_grad_(False)
-    except (RuntimeError, KeyError, TypeError) as err:
-        raise InputError(f"the discriminator stored with {label!r} does not load: {err}") from None
-    return gen.requires_grad_(False), disc, label
-
-
 def _has_noise(gen: Generator) -> bool:
     return any(
         float(m.weight.detach().abs().max()) > 0 for m in gen.modules() if isinstance(m, NoiseInjection)
@@ -422,6 +392,87 @@ def _pick_tiles(n_planes: int, n_pos: int, budget: int) -> list[tuple[int, int]]
     return sorted(picked + rest[: budget - len(picked)])
 
 
+def _solve_plan(
+    n: int, hy: int, hx: int, tile: int, forward: str, p: JoinParams
+) -> tuple[list[int], tuple[int, int], list[Tile], list[tuple[int, Tile]]]:
+    """What a run solves for ``n`` planes of ``hy × hx`` with local tiles of ``tile``: the group of
+    each plane, the working (Y, X), the tile positions, and the ``(plane, tile)`` pairs solved."""
+    shared_field = forward == "flatfield" and not p.per_plane
+    if shared_field:
+        # the specimen stays at the prior's own scale (a downscaled specimen is out of its domain);
+        # a field shared by every plane and tile only needs tiles that cover the plane evenly
+        groups = [0] * n
+        wh, ww = _work_size(hy, hx, 1, tile, COVERAGE * int(p.max_tiles))
+    elif forward == "flatfield":
+        groups = list(range(n))
+        wh, ww = _work_size(hy, hx, n, tile, int(p.max_tiles))
+    else:
+        groups = list(range(n))
+        wh, ww = tile, tile
+    plan = _tiles(wh, ww, tile)
+    if shared_field:
+        tiles = [(i, plan[q]) for i, q in _pick_tiles(n, len(plan), int(p.max_tiles))]
+    else:
+        tiles = [(i, t) for i in range(n) for t in plan]
+    return groups, (wh, ww), plan, tiles
+
+
+def _prior_size(name_or_path: str) -> int:
+    """The image side of a prior: from a bundled prior's card, else from the checkpoint's generator."""
+    from ..models import card
+
+    label = str(name_or_path)
+    if "/" not in label and not label.endswith((".pt", ".pth")):
+        try:
+            return int(card(label)["size"])
+        except (KeyError, ValueError, TypeError):
+            pass
+    path = Path(label)
+    mtime = path.stat().st_mtime if path.is_file() else 0.0
+    return _file_prior_size(label, mtime)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_prior_size(label: str, mtime: float) -> int:
+    """A checkpoint's generator size, loaded once per file version (the widget asks at every change)."""
+    gen, _, _ = load_component_prior(label, "the estimate")
+    return int(gen.size)
+
+
+def tiles_for(image: np.ndarray, params: JoinParams | dict[str, Any] | None = None) -> tuple[int, int]:
+    """``(tiles, tile side)``: how many prior-sized tiles a run of ``params`` on ``image`` solves
+    together (every step works on all of them). Raises :class:`InputError` for a bad prior."""
+    p = JoinParams.from_any(params)
+    model = FORWARD_MODELS[p.forward]
+    shape = np.shape(image)
+    ch = guess_channel_axis(shape) if p.channel_axis == "auto" else p.channel_axis
+    layout = PlaneLayout(shape, ch)
+    tile = max(_prior_size((p.priors or {}).get(c.name) or c.prior) for c in model.components if not c.smooth)
+    hy, hx = layout.spatial_shape
+    if hy < tile or hx < tile:
+        return 0, tile
+    return len(_solve_plan(layout.n_planes, hy, hx, tile, model.name, p)[3]), tile
+
+
+#: A rough model of a run's time: ``STEP_SECONDS`` per step plus ``TILE_STEP_SECONDS`` per step for
+#: each 64² of tile solved (all restarts counted while they run side by side). Fitted to the two
+#: default-settings runs of docs/join.md ("Measured": 64² intrinsic 34.7 s; 512² flat-field, 8 tiles
+#: of 128², 144 s), on 2 CPU threads with bfloat16: an estimate, not a promise.
+STEP_SECONDS = 0.089
+TILE_STEP_SECONDS = 0.0075
+
+
+def rough_seconds(n_tiles: int, tile: int, params: JoinParams | dict[str, Any] | None = None) -> float:
+    """A rough estimate of a run's wall time on a CPU (see :data:`STEP_SECONDS`) for ``n_tiles``
+    tiles of ``tile`` pixels: the time left is better measured once the run has started."""
+    p = JoinParams.from_any(params)
+    steps, r = int(p.steps), int(p.restarts)
+    probe = max(1, int(round(p.probe * steps))) if r > 1 and p.probe < 1 else 0
+    tile_steps = probe * r + (steps - probe) + int(p.finetune_steps)
+    area = n_tiles * (tile / 64) ** 2
+    return (steps + int(p.finetune_steps)) * STEP_SECONDS + tile_steps * area * TILE_STEP_SECONDS
+
+
 def _resize(x: torch.Tensor, size: tuple[int, int], smooth: bool = False) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
@@ -555,25 +606,9 @@ def _execute(
     if model.name == "intrinsic" and c == 1 and slots["albedo"].gen.image_channels == 3:
         warnings.append("grey image: the colour albedo prior's grey (the mean of its channels) is used")
     lin_full = model.linearise(x_full)
-    shared_field = model.name == "flatfield" and not p.per_plane
-    if shared_field:
-        # the specimen stays at the prior's own scale (a downscaled specimen is out of its domain);
-        # a field shared by every plane and tile only needs tiles that cover the plane evenly
-        groups = [0] * n
-        wh, ww = _work_size(hy, hx, 1, tile, COVERAGE * int(p.max_tiles))
-    elif model.name == "flatfield":
-        groups = list(range(n))
-        wh, ww = _work_size(hy, hx, n, tile, int(p.max_tiles))
-    else:
-        groups = list(range(n))
-        wh, ww = tile, tile
+    groups, (wh, ww), plan, tiles = _solve_plan(n, hy, hx, tile, model.name, p)
     n_groups = max(groups) + 1
     work = _resize(lin_full, (wh, ww))  # (N, C, wh, ww)
-    plan = _tiles(wh, ww, tile)
-    if shared_field:
-        tiles = [(i, plan[q]) for i, q in _pick_tiles(n, len(plan), int(p.max_tiles))]
-    else:
-        tiles = [(i, t) for i in range(n) for t in plan]
     target = torch.stack([work[i][:, t.ys, t.xs] for i, t in tiles]).to(dev)  # (T, C, P, P)
     tile_group = [groups[i] for i, _ in tiles]
     n_tiles = len(tiles)

@@ -3,58 +3,47 @@ draw samples from it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
+from ..models.load import bundled_priors, load_prior
 from ..nets.stylegan2 import Generator
 
-__all__ = ["bundled_priors", "latents", "load_prior", "sample_grid", "sample_prior"]
+__all__ = ["bundled_priors", "latents", "load_prior", "priors_for", "sample_grid", "sample_prior"]
 
 
-def bundled_priors() -> list[str]:
-    """Names of the bundled GAN priors (cards with ``"task": "gan-prior"`` and weights present)."""
+def _domain(card: dict) -> str:
+    """The domain a prior was trained on (its training config's ``data``), else its name."""
+    training = card.get("training")
+    data = training.get("data") if isinstance(training, dict) else None
+    return str(data or card.get("name", ""))
+
+
+def priors_for(forward: str, component: str) -> list[str]:
+    """The bundled priors that can stand for ``component`` of the forward model ``forward``: its
+    default prior, those trained on the same domain, and those whose card says they are for "the
+    ``component`` component"; a grey component (a smooth field, or any flat-field part) only takes
+    one-channel priors. Other priors (``albedo`` for the specimen) are left out."""
     from ..models import list_models
+    from ..physics.composition import FORWARD_MODELS
 
-    return [m["name"] for m in list_models() if m.get("task") == "gan-prior"]
-
-
-def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu") -> Generator:
-    """A generator in eval mode, float32, from a bundled prior's name or a checkpoint path.
-
-    Accepted files: a bundle (``{"model": state, "config": …}``), a training checkpoint of
-    ``napari-genprior train gan`` or a ``stylegan2-pytorch`` (rosinality) checkpoint — both hold
-    ``g_ema`` — or a bare generator state dict. Loaded with ``torch.load(weights_only=True)``.
-    """
-    from ..models import weights_path
-
-    path = weights_path(str(name_or_path)) if "/" not in str(name_or_path) else None
-    if path is None:
-        path = Path(name_or_path)
-        if not path.is_file():
-            names = ", ".join(bundled_priors()) or "none bundled"
-            raise FileNotFoundError(
-                f"{name_or_path!r} is neither a bundled prior ({names}) nor a checkpoint file"
-            )
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - say which file and what to do
-        hint = (
-            " It holds Python objects (stylegan2-pytorch training checkpoints store 'args'); if you trust "
-            "the file, keep only the generator: torch.save({'g_ema': torch.load(p, weights_only=False)"
-            "['g_ema']}, 'generator.pt')"
-            if "weights_only" in str(err) or "Unsupported global" in str(err)
-            else ""
-        )
-        raise ValueError(f"{path} is not a loadable checkpoint ({str(err).splitlines()[0]}).{hint}") from None
-    state = ck.get("model", ck) if isinstance(ck, dict) else None
-    if not isinstance(state, dict) or not ("g_ema" in state or "style.1.weight" in state):
-        raise ValueError(f"{path} holds no StyleGAN2 generator (expected 'g_ema' or a generator state dict)")
-    if "g_ema" in state:
-        state = state["g_ema"]
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    return Generator.from_state_dict(state).to(device).eval()
+    model = FORWARD_MODELS[forward]
+    comp = next((c for c in model.components if c.name == component), None)
+    if comp is None:
+        names = ", ".join(c.name for c in model.components)
+        raise ValueError(f"{forward} has no component {component!r}: its components are {names}")
+    cards = {m["name"]: m for m in list_models() if m.get("task") == "gan-prior"}
+    default_domain = _domain(cards[comp.prior]) if comp.prior in cards else comp.prior
+    grey = comp.smooth or model.image_channels == (1,)
+    out = []
+    for name, c in cards.items():
+        said = f"the {component} component" in str(c.get("use", ""))
+        if not (name == comp.prior or _domain(c) == default_domain or said):
+            continue
+        if grey and int(c.get("channels", 1)) != 1:
+            continue
+        out.append(name)
+    return out
 
 
 def latents(n: int, dim: int, seed: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ PADDINGS = ("reflect", "zeros")
 def _conv(c_in: int, c_out: int, k: int, stride: int = 1, padding: str = "reflect") -> nn.Conv2d:
     # A 1×1 convolution pads nothing, but a non-"zeros" padding_mode still makes torch copy its
     # input through F.pad (forward and backward): 6–7 % of a step for no change in the result
-    # (benchmarks/dip_conv_pad_probe.py).
+    # (studies/dip_conv_pad_probe.py).
     mode = padding if k > 1 else "zeros"
     return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode=mode)
 

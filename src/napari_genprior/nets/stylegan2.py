@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -473,3 +474,25 @@ class Discriminator(nn.Module):
         std = std.repeat(group, 1, h, w)
         out = self.final_conv(torch.cat([out, std], 1))
         return self.final_linear(out.view(b, -1))
+
+
+def discriminator_config(bundle_config: dict[str, Any], channels: int) -> dict[str, Any]:
+    """The discriminator architecture of a prior: the same size and widths as its training run."""
+    size = int(bundle_config["size"])
+    maxc = int(bundle_config.get("max_channels", 128))
+    base = int(bundle_config.get("channel_base", 0))
+    ch = tapered_channels(size, base, maxc) if base > 0 else None
+    cfg: dict[str, Any] = {"size": size, "max_channels": maxc, "image_channels": channels}
+    if ch:
+        cfg["channels"] = {str(k): v for k, v in ch.items()}
+    return cfg
+
+
+def build_discriminator(cfg: dict[str, Any]) -> Discriminator:
+    ch = cfg.get("channels")
+    return Discriminator(
+        size=int(cfg["size"]),
+        max_channels=int(cfg["max_channels"]),
+        image_channels=int(cfg["image_channels"]),
+        channels={int(k): int(v) for k, v in ch.items()} if ch else None,
+    )

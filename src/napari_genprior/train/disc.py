@@ -23,32 +23,11 @@ import torch.nn.functional as F
 
 from ..data.generators import DOMAINS, EVAL_SEED_START
 from ..models import portable_command, weights_path
-from ..nets.stylegan2 import Discriminator, tapered_channels
+from ..models.load import load_prior
+from ..nets.stylegan2 import Discriminator, build_discriminator, discriminator_config
 from .gan import _domain_batch, _load_folder, r1_gamma_heuristic
 
 __all__ = ["discriminator_config", "export_discriminator", "train_discriminator"]
-
-
-def discriminator_config(bundle_config: dict[str, Any], channels: int) -> dict[str, Any]:
-    """The discriminator architecture of a prior: the same size and widths as its training run."""
-    size = int(bundle_config["size"])
-    maxc = int(bundle_config.get("max_channels", 128))
-    base = int(bundle_config.get("channel_base", 0))
-    ch = tapered_channels(size, base, maxc) if base > 0 else None
-    cfg: dict[str, Any] = {"size": size, "max_channels": maxc, "image_channels": channels}
-    if ch:
-        cfg["channels"] = {str(k): v for k, v in ch.items()}
-    return cfg
-
-
-def build_discriminator(cfg: dict[str, Any]) -> Discriminator:
-    ch = cfg.get("channels")
-    return Discriminator(
-        size=int(cfg["size"]),
-        max_channels=int(cfg["max_channels"]),
-        image_channels=int(cfg["image_channels"]),
-        channels={int(k): int(v) for k, v in ch.items()} if ch else None,
-    )
 
 
 def _reals(data: str, size: int, step: int, batch: int, folder: np.ndarray | None) -> torch.Tensor:
@@ -76,8 +55,6 @@ def train_discriminator(
     """Train a discriminator against the frozen generator ``prior`` (a bundled name or a bundle
     path) on ``data`` (the prior's domain by default, or a folder) and write a checkpoint ``out``
     (``{"d", "config", "step", "wall_s"}``, resumed when it exists). Returns ``(D, info)``."""
-    from ..engines.prior import load_prior
-
     path = weights_path(str(prior)) or Path(prior)
     bundle = torch.load(path, map_location="cpu", weights_only=True)
     bcfg = bundle.get("config") or {}
@@ -164,8 +141,6 @@ def export_discriminator(
 ) -> Path:
     """Add ``d`` (float16) to the prior's bundle (``discriminator``, ``discriminator_config``) and a
     ``discriminator`` section to its card. The generator's tensors are left as they are."""
-    from ..engines.prior import load_prior
-
     path = weights_path(str(prior)) or Path(prior)
     bundle = torch.load(path, map_location="cpu", weights_only=True)
     bundle["discriminator"] = {k: v.half() if v.is_floating_point() else v for k, v in d.state_dict().items()}

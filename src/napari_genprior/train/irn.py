@@ -27,8 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from ..data.synthetic import fluorescence
+from ..metrics import psnr, ssim
 from ..models import irn_use, portable_command
 from ..nets.irn import InvRescaleNet
+from ..physics.degrade import bicubic_down, quantise
 
 __all__ = [
     "HELD_OUT",
@@ -154,17 +156,6 @@ def _folder_corpus(path: Path) -> list[np.ndarray]:
     return out
 
 
-def bicubic_down(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Antialiased bicubic downscaling ``(B, C, H, W) → (B, C, H/s, W/s)`` (the fitting target)."""
-    return F.interpolate(x, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
-
-
-def quantise(x: torch.Tensor, levels: int = 255) -> torch.Tensor:
-    """Clamp to ``[0, 1]`` and round to ``levels`` steps, with a straight-through gradient."""
-    q = torch.round(x.clamp(0, 1) * levels) / levels
-    return x + (q - x).detach()
-
-
 def _patches(imgs: list[np.ndarray], n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` random crops ``(n, 1, size, size)`` with random flips and 90° rotations."""
     out = np.empty((n, 1, size, size), np.float32)
@@ -214,9 +205,6 @@ def evaluate(
 ) -> dict[str, tuple[float, float, float, float, float]]:
     """Scores on grey images ``(H, W)`` in ``[0, 1]``: ``{name: (IRN round-trip PSNR, bicubic
     down+up PSNR, LR-vs-bicubic-LR PSNR, IRN SSIM, bicubic SSIM)}``; 8-bit LR, z ~ N(0, τ²)."""
-    from skimage.metrics import peak_signal_noise_ratio as psnr
-    from skimage.metrics import structural_similarity as ssim
-
     dev = next(net.parameters()).device
     g = torch.Generator(device=dev).manual_seed(seed)
     out = {}

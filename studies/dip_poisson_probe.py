@@ -1,7 +1,7 @@
 """Input-perturbation probe for Poisson–Gaussian DIP denoising (fast preset).
 
-    python benchmarks/dip_poisson_probe.py --reg 0.05 --steps 2500
-    python benchmarks/dip_poisson_probe.py --reg 0.02 --photons 20 --seed 1
+    python -m studies.dip_poisson_probe --reg 0.05 --steps 2500
+    python -m studies.dip_poisson_probe --reg 0.02 --photons 20 --seed 1
 
 Runs ``fast`` with the ``poisson-gaussian`` noise model for a fixed number of steps on the
 synthetic fluorescence image (dip_bench's ``denoise-poisson`` case by default), prints every 100
@@ -13,19 +13,16 @@ iterate variance: the step it stops at and the PSNR of the average there. Minute
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio as psnr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dip_stop_study import es_wmv  # noqa: E402
-from napari_genprior.data.synthetic import fluorescence, poisson_gaussian_noise  # noqa: E402
-from napari_genprior.engines import dip, drive  # noqa: E402
-from napari_genprior.imaging import Normalizer  # noqa: E402
+from napari_genprior.data.synthetic import fluorescence, poisson_gaussian_noise
+from napari_genprior.engines import dip, drive
+from napari_genprior.imaging import Normalizer
+from studies.dip_stop_study import es_wmv
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,8 +16,8 @@ is scored on the same held-out ×8 nuclei (evaluation seeds, as ``glean_bench.py
 
 The bundled model (trained longer) is scored with the same diagnostics.
 
-    python benchmarks/glean_bank_study.py                 # 250 steps per variant, about 25 min
-    python benchmarks/glean_bank_study.py --steps 50 --n 4 --no-doc   # a smoke run
+    python -m studies.glean_bank_study                 # 250 steps per variant, about 25 min
+    python -m studies.glean_bank_study --steps 50 --n 4 --no-doc   # a smoke run
 """
 
 from __future__ import annotations
@@ -26,21 +26,20 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchmarks.report import NOTES, machine, markdown_table, write_section
 from skimage.metrics import peak_signal_noise_ratio as psnr
 from skimage.metrics import structural_similarity as ssim
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
-from napari_genprior.data.generators import EVAL_SEED_START, nuclei  # noqa: E402
-from napari_genprior.nets.glean import GLEAN  # noqa: E402
-from napari_genprior.train.glean import degrade, load_glean  # noqa: E402
+from napari_genprior.data.generators import EVAL_SEED_START, nuclei
+from napari_genprior.models.load import load_glean
+from napari_genprior.nets.glean import GLEAN
+from napari_genprior.physics.degrade import degrade
 
 RESULTS = Path(__file__).resolve().parent / "results" / "glean_bank_study.jsonl"
 SEED0 = EVAL_SEED_START + 7000  # glean_bench's held-out images
@@ -144,7 +143,7 @@ def main() -> None:
     if args.no_doc:
         return
     body = (
-        "## GLEAN: does it use its bank? (`benchmarks/glean_bank_study.py`)\n\n"
+        "## GLEAN: does it use its bank? (`studies/glean_bank_study.py`)\n\n"
         f"{machine()}; {time.strftime('%Y-%m-%d')}; whole run {(time.perf_counter() - t0) / 60:.0f} min. "
         f"×8 variants, each trained {args.steps} steps by `napari-genprior train glean` (same data, seed, "
         "batch 4, cosine schedule; two runs at a time at one thread each), scored on "
@@ -154,7 +153,7 @@ def main() -> None:
         "are zeroed before the decoder. The bundled model (longer training) is scored the same way.\n\n"
         f"{table}\n"
     )
-    write_section("GLEAN: does it use its bank?", body)
+    write_section("GLEAN: does it use its bank?", body, doc=NOTES / "glean_bank_study.md")
 
 
 if __name__ == "__main__":

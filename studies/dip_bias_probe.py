@@ -1,9 +1,9 @@
 """Probe for issue 25 (short fixed runs come back worse than their input): the returned average
 (EMA 0.99) against the raw iterate, step by step, on a dark 16-bit fluorescence image.
 
-    python benchmarks/dip_bias_probe.py [--steps 300] [--size 256]
-    python benchmarks/dip_bias_probe.py --ab [--images camera,fluorescence]   # long runs, ramp vs plain
-    python benchmarks/dip_bias_probe.py --matrix [--size 128]   # 8/16-bit, float × both noise models
+    python -m studies.dip_bias_probe [--steps 300] [--size 256]
+    python -m studies.dip_bias_probe --ab [--images camera,fluorescence]   # long runs, ramp vs plain
+    python -m studies.dip_bias_probe --matrix [--size 128]   # 8/16-bit, float × both noise models
 
 Two runs with the same seed: the preset's EMA, and ``ema=None`` (the raw iterate; the fit itself is
 the same, averaging does not feed back into it). Prints, every 50 steps, each output's mean
@@ -24,17 +24,13 @@ table to docs/benchmarks.md (unless ``--no-write``).
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
+from benchmarks.report import NOTES, machine, markdown_table, write_section
 from skimage.metrics import peak_signal_noise_ratio as psnr
 
 from napari_genprior.data.synthetic import fluorescence, poisson_gaussian_noise
 from napari_genprior.engines import dip, drive
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
 
 
 def matrix_inputs(size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -102,13 +98,14 @@ def matrix(size: int, steps: int, write: bool) -> None:
     if write:
         write_section(
             "dip_bias",
-            "## DIP: bias and gain over the input at any fixed step count (benchmarks/dip_bias_probe.py --matrix)\n\n"
-            f"`python benchmarks/dip_bias_probe.py --matrix --size {size}` on {machine()}. A dark {size}×{size} "
+            "## DIP: bias and gain over the input at any fixed step count (studies/dip_bias_probe.py --matrix)\n\n"
+            f"`python -m studies.dip_bias_probe --matrix --size {size}` on {machine()}. A dark {size}×{size} "
             "synthetic fluorescence scene with Poisson–Gaussian camera noise as 8-bit (offset 8, gain 1), "
             "16-bit (offset 100, gain 2) and float32 (photon counts, offset removed) data; fast preset, seed "
             "0, every step count from 100 to the preset's, read every 10 steps. Targets (issue 25): the "
             "mean within 2 % of the truth's from step 100 on, never worse than the noisy input from step "
             "300 on; below 300 steps the result carries a 'not converged' warning.\n\n" + table,
+            doc=NOTES / "dip_bias.md",
         )
 
 

@@ -1,6 +1,6 @@
 """DIP denoising with the paper preset on one 256×256 colour image (σ = 25), at two step counts.
 
-    python benchmarks/dip_denoise_paper.py [--steps 300 3000] [--seed 0]
+    python -m studies.dip_denoise_paper [--steps 300 3000] [--seed 0]
 
 Prints a table (PSNR/SSIM vs the clean image, wall time) and writes it to docs/benchmarks.md.
 The PSNR trajectory of the longest run is recorded every 100 steps from its previews.
@@ -9,16 +9,13 @@ The PSNR trajectory of the longest run is recorded every 100 steps from its prev
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from benchmarks.report import NOTES, machine, markdown_table, write_section
 from skimage import data, metrics, transform
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
-from napari_genprior.engines import dip, drive  # noqa: E402
+from napari_genprior.engines import dip, drive
 
 
 def test_image() -> tuple[np.ndarray, np.ndarray]:
@@ -81,14 +78,14 @@ def main() -> None:
         [[s, f"{t:.0f}", f"{p:.2f}"] for s, t, p in trajectory if s % 300 == 0 or s == longest],
     )
     body = (
-        "## DIP denoising, paper preset (benchmarks/dip_denoise_paper.py)\n\n"
+        "## DIP denoising, paper preset (studies/dip_denoise_paper.py)\n\n"
         "Astronaut (scikit-image) resized to 256×256 RGB, Gaussian noise σ = 25, seed "
         f"{args.seed}; output = EMA (0.99) of the iterates with backtracking, as in the paper. "
         f"Machine: {machine()}.\n\n{table}\n\nTrajectory of the {longest}-step run:\n\n{traj}\n"
     )
     print(table)
     print(traj)
-    write_section("dip_denoise_paper", body)
+    write_section("dip_denoise_paper", body, doc=NOTES / "dip_denoise_paper.md")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Automatic stopping study for DIP: record whole runs, then compare stopping rules offline.
 
-    python benchmarks/dip_stop_study.py record      # the fast preset's 1800 steps per case; 5-8 min each
-    python benchmarks/dip_stop_study.py fresh --cases cell:denoise,coins:denoise   # the engine itself
-    python benchmarks/dip_stop_study.py evaluate    # the tables (seconds); writes docs/benchmarks.md
+    python -m studies.dip_stop_study record      # the fast preset's 1800 steps per case; 5-8 min each
+    python -m studies.dip_stop_study fresh --cases cell:denoise,coins:denoise   # the engine itself
+    python -m studies.dip_stop_study evaluate    # the tables (seconds); writes docs/benchmarks.md
 
 The cases are 12 images with Gaussian noise σ = 25 (8-bit) and the Poisson–Gaussian fluorescence
 image, split into a tuning half (TUNE) and a report half (REPORT): rules are chosen on the first
@@ -12,7 +12,7 @@ variance of the iterates (ES-WMV), the data residual ``mean((x - y)²)``, the re
 by the Haar-detail noise estimate and the lag-1 autocorrelation of the residual. Every 10 steps
 it also records the PSNR and mean of the returned (averaged) estimate and the PSNR of the raw
 iterate against the clean image, which only the evaluation sees. Traces go to
-``benchmarks/results/dip_stop_traces.jsonl``; ``fresh`` runs the engine with
+``studies/results/dip_stop_traces.jsonl``; ``fresh`` runs the engine with
 ``iterations="auto"`` and logs where it stopped to ``dip_stop_fresh.jsonl``.
 
 ``evaluate`` replays each stopping rule on the traces and prints, per half, the step it stops at
@@ -25,26 +25,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from benchmarks.dip_bench import classical as classical_methods
+from benchmarks.dip_bench import git_commit, make_case
+from benchmarks.report import NOTES, machine, markdown_table, write_section
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
-from dip_bench import classical as classical_methods  # noqa: E402
-from dip_bench import git_commit, make_case  # noqa: E402
-from napari_genprior.cli import metrics  # noqa: E402
-from napari_genprior.engines import dip, drive  # noqa: E402
-from napari_genprior.imaging import Normalizer, PlaneLayout  # noqa: E402
-from napari_genprior.physics.noise import estimate_poisson_gaussian, estimate_sigma_pca  # noqa: E402
+from napari_genprior.engines import dip, drive
+from napari_genprior.imaging import Normalizer, PlaneLayout
+from napari_genprior.metrics import image_metrics as metrics
+from napari_genprior.physics.noise import estimate_poisson_gaussian, estimate_sigma_pca
 
 ROOT = Path(__file__).resolve().parents[1]
-TRACES = ROOT / "benchmarks" / "results" / "dip_stop_traces.jsonl"
-FRESH = ROOT / "benchmarks" / "results" / "dip_stop_fresh.jsonl"
+TRACES = ROOT / "studies" / "results" / "dip_stop_traces.jsonl"
+FRESH = ROOT / "studies" / "results" / "dip_stop_fresh.jsonl"
 #: The evaluation set (issue 25), split for honesty: stopping rules and their settings are chosen
 #: on TUNE only and reported on REPORT. TUNE holds dip_bench's four images; both halves mix grey
 #: and colour, textured and smooth photographs; microscopy: the synthetic fluorescence image in
@@ -404,13 +402,13 @@ def main() -> None:
     if not a.no_write:
         commits = sorted({t["commit"] for t in traces})
         body = (
-            "## DIP automatic stopping on images nobody tuned on (benchmarks/dip_stop_study.py)\n\n"
-            "`python benchmarks/dip_stop_study.py record` (fast preset, "
+            "## DIP automatic stopping on images nobody tuned on (studies/dip_stop_study.py)\n\n"
+            "`python -m studies.dip_stop_study record` (fast preset, "
             f"{traces[0]['steps']} steps = the preset's cap, seed 0, {traces[0]['size']}×{traces[0]['size']}, "
             f"Gaussian σ = 25 on 8-bit images; on {traces[0]['machine']}; HEAD when the traces were written: "
             f"{', '.join(commits)}, which fit alike: only the automatic stop differs between them), "
-            "`python benchmarks/dip_stop_study.py fresh --cases …` (the engine's own automatic stop), then "
-            "`python benchmarks/dip_stop_study.py evaluate` rebuilds this section. Rules and their settings "
+            "`python -m studies.dip_stop_study fresh --cases …` (the engine's own automatic stop), then "
+            "`python -m studies.dip_stop_study evaluate` rebuilds this section. Rules and their settings "
             f"were chosen on the tuning half ({', '.join(TUNE)}, and the Poisson–Gaussian fluorescence "
             f"image) and are reported on the other half ({', '.join(REPORT)}), split in the script. "
             "Target on the report half: the automatic stop within 0.3 dB of the oracle (the best "
@@ -428,7 +426,7 @@ def main() -> None:
                 "over 50 steps, from step 100) falls below the level. Discrepancy L: stop when the residual "
                 "(moving mean over 50 steps) falls below L × the estimated noise variance.\n\n" + t
             )
-        write_section("dip_stop_study", body)
+        write_section("dip_stop_study", body, doc=NOTES / "dip_stop_study.md")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import platform
 import re
+import textwrap
 from pathlib import Path
 
 import torch
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+#: one-off studies write their notes here, one file each (studies/)
+NOTES = DOC.parent / "notes"
 HEADER = "# Benchmarks\n\nEach section is written by the benchmark script named in it; re-run it to update.\n"
 
 
@@ -43,10 +46,22 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def wrap_prose(body: str, width: int = 110) -> str:
+    """``body`` with its long prose lines wrapped at ``width`` (tables, headings and lists kept as
+    they are): the markdown renders the same, and the file stays readable in a diff."""
+    out = []
+    for line in body.splitlines():
+        if len(line) <= width or line.lstrip().startswith(("|", "#", "-", "*", "```", "<!--")):
+            out.append(line)
+        else:
+            out.append(textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False))
+    return "\n".join(out)
+
+
 def write_section(name: str, body: str, doc: Path = DOC) -> None:
     """Replace (or append) the section between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
     text = doc.read_text() if doc.exists() else HEADER
-    block = f"<!-- {name}:start -->\n{body.rstrip()}\n<!-- {name}:end -->"
+    block = f"<!-- {name}:start -->\n{wrap_prose(body.rstrip())}\n<!-- {name}:end -->"
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
     text = (
         pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"

@@ -1,7 +1,7 @@
 """Time per DIP step with the 1×1 convolutions padded through a reflection copy (before session 12) or not.
 
-    python benchmarks/dip_conv_pad_probe.py            # ~4 minutes on a 2-core CPU; writes docs/benchmarks.md
-    python benchmarks/dip_conv_pad_probe.py --rounds 1 --size 64 --no-write   # smoke run
+    python -m studies.dip_conv_pad_probe            # ~4 minutes on a 2-core CPU; writes docs/benchmarks.md
+    python -m studies.dip_conv_pad_probe --rounds 1 --size 64 --no-write   # smoke run
 
 A 1×1 convolution pads nothing, but with ``padding_mode="reflect"`` torch still copies its input
 through ``F.pad`` (forward and backward). SkipNet now builds its 1×1 convolutions with
@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+from benchmarks.report import NOTES, machine, markdown_table, write_section
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, write_section  # noqa: E402
-from napari_genprior.engines import dip  # noqa: E402
-from napari_genprior.physics.downsample import LanczosDownsampler  # noqa: E402
+from napari_genprior.engines import dip
+from napari_genprior.physics.downsample import LanczosDownsampler
 
 CASES = (("paper", "denoise"), ("paper", "sr"), ("fast", "denoise"), ("fast", "sr"), ("fast", "inpaint"))
 
@@ -111,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write:
         return
     body = (
-        "## DIP: 1×1 convolutions without a padding copy (benchmarks/dip_conv_pad_probe.py)\n\n"
+        "## DIP: 1×1 convolutions without a padding copy (studies/dip_conv_pad_probe.py)\n\n"
         f"Grey {args.size}² image, float32; run on {time.strftime('%Y-%m-%d')}; {machine()}. "
         f"{args.rounds} interleaved rounds of 8 (paper) or 30 (fast) optimisation steps of each preset's "
         "network, both ways; each round's time is its median step, the table gives the median over rounds. "
@@ -119,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         "reflection padding torch copied their input through `F.pad` for nothing; the losses of both "
         "ways are compared to the bit after three steps.\n\n" + table
     )
-    write_section("dip_conv_pad", body)
+    write_section("dip_conv_pad", body, doc=NOTES / "dip_conv_pad.md")
 
 
 if __name__ == "__main__":

