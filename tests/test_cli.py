@@ -156,6 +156,11 @@ def test_sr_scale(tmp_path):
         (["dip", "denoise", "{noisy}", "-o", "{noisy}/out.tif"], "is a file, not a folder"),
         (["dip", "denoise", "{noisy}", "-o", "{tmp}"], "is a folder"),
         (["dip", "denoise", "{text}", "-o", "{tmp}/o.tif"], "not a readable PNG file"),
+        (["dip", "denoise", "{corrupt}", "-o", "{tmp}/o.tif"], "corrupt.tif: not a readable TIFF file"),
+        (["glean", "{corrupt}", "-o", "{tmp}/o.tif"], "not a readable TIFF file"),
+        (["dip", "denoise", "{noisy}", "-o", "{tmp}/o.tif", "--device", "cuda:99"], "'cuda:99' is not"),
+        (["glean", "{noisy}", "-o", "{tmp}/o.tif", "--device", "cuda:x"], "write cuda:N"),
+        (["join", "{noisy}", "-o", "{tmp}/out", "--device", "cuda:99"], "'cuda:99' is not"),
         (
             ["dip", "denoise", "{noisy}", "-o", "{tmp}/o.tif", "--bogus"],
             "see 'napari-genprior dip denoise --help'",
@@ -170,7 +175,10 @@ def test_bad_usage_exits_2_with_one_line(argv, match, noisy_tif, tmp_path, capsy
     tifffile.imwrite(tmp_path / "five.tif", np.zeros((2, 2, 2, 16, 16), np.uint8))
     tifffile.imwrite(tmp_path / "nan.tif", np.full((16, 16), np.nan, np.float32))
     (tmp_path / "notes.png").write_text("not an image")
+    # a TIFF header with garbage after it: tifffile warns and reads nothing, it must not pass as empty
+    (tmp_path / "corrupt.tif").write_bytes(b"II*\x00" + b"garbage!" * 16)
     subs = {
+        "corrupt": str(tmp_path / "corrupt.tif"),
         "text": str(tmp_path / "notes.png"),
         "noisy": str(noisy),
         "tmp": str(tmp_path),
@@ -242,6 +250,41 @@ def test_output_is_checked_before_the_run(noisy_tif, tmp_path, monkeypatch, caps
     assert main(["dip", "denoise", str(noisy), "-o", str(out), "-q", "--iterations", "2"]) == 0
     assert out.exists()
     assert "missing folders are created" in _help(["dip", "denoise"])
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", ["glean", "join", "dip", "irn"])
+def test_an_output_under_proc_is_refused_in_one_line_before_any_work(command, noisy_tif, monkeypatch, capsys):
+    """/proc takes no new files, though os.access says it is writable for root: refused before the
+    engine is called (the input is not even read for glean and join)."""
+    from napari_genprior import io as gio
+    from napari_genprior.engines import dip, glean, irn, join
+
+    def no_work(*_a, **_k):
+        raise AssertionError("work started although the output cannot be written")
+
+    for engine in (dip, glean, irn, join):
+        monkeypatch.setattr(engine, "run", no_work)
+    if command in ("glean", "join"):
+        monkeypatch.setattr(gio, "read_image", no_work)
+    noisy, _ = noisy_tif
+    sub = {"dip": ["dip", "denoise"], "irn": ["irn", "down"]}.get(command, [command])
+    out = "/proc/genprior-test/out" + (".tif" if command != "join" else "")
+    assert main([*sub, str(noisy), "-o", out, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "new files cannot be made in /proc" in err[0], err
+    assert "choose another output folder" in err[0]
+
+
+def test_a_readable_tiff_keeps_its_warnings_and_pixels(tmp_path, caplog):
+    from napari_genprior.io import read_image
+
+    data = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    tifffile.imwrite(tmp_path / "ok.tif", data)
+    np.testing.assert_array_equal(read_image(tmp_path / "ok.tif"), data)
+    import logging
+
+    assert not logging.getLogger("tifffile").filters  # the filter that held warnings back is gone
 
 
 def _help(sub: list[str]) -> str:

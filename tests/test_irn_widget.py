@@ -30,6 +30,7 @@ def test_roundtrip_then_up_in_the_viewer(make_napari_viewer, qtbot, ckpt):
     widget.image.value = layer
     widget.weights.value = str(ckpt)
     assert "checkpoint" in widget.model_info.value
+    widget.mode.value = "roundtrip"  # the widget opens in down
     widget.samples.value = 2
     assert widget.run()
     qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
@@ -83,6 +84,7 @@ def test_bundled_model_by_default(make_napari_viewer, qtbot):
     widget.scale.value = 4
     assert "irn-x4" in widget.model_info.value
     widget.scale.value = 2
+    widget.mode.value = "roundtrip"
     data = (np.random.default_rng(1).random((32, 32)) * 255).astype(np.uint8)
     widget.image.value = viewer.add_image(data, name="img")
     assert widget.run()
@@ -97,6 +99,7 @@ def test_uncertainty_at_tau_0_is_refused_not_a_black_layer(make_napari_viewer, q
     data = (np.random.default_rng(2).random((32, 32)) * 255).astype(np.uint8)
     widget.image.value = viewer.add_image(data, name="img")
     assert widget.tau.value == 0.0  # the bundled model's card recommends τ = 0
+    widget.mode.value = "roundtrip"
     widget.samples.value = 3
     assert not widget.run()
     assert "all zeros" in widget.status.value and "trained for tau 0 only" in widget.status.value
@@ -115,9 +118,22 @@ def test_uncertainty_at_tau_0_is_refused_not_a_black_layer(make_napari_viewer, q
 def test_down_hides_and_ignores_samples(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     widget = IrnWidget(viewer)
-    widget.samples.value = 4
-    widget.mode.value = "down"
+    assert widget.mode.value == "down"  # the first step of the workflow: shrink, then restore
     assert widget.samples.native.isHidden() and widget.tau.native.isHidden()
+    widget.samples.value = 4
     assert widget.params()["samples"] == 1  # down draws nothing
     widget.mode.value = "up"
     assert not widget.samples.native.isHidden() and widget.params()["samples"] == 4
+    widget.mode.value = "down"
+    assert widget.samples.native.isHidden() and widget.params()["samples"] == 1
+
+
+def test_down_by_default_adds_the_lr_over_the_input(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = IrnWidget(viewer)
+    data = (np.random.default_rng(3).random((32, 32)) * 255).astype(np.uint8)
+    widget.image.value = viewer.add_image(data, name="img")
+    assert widget.run()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert [lay.name for lay in viewer.layers] == ["img", "img_irn_lr"]
+    assert viewer.layers["img_irn_lr"].data.shape == (16, 16)

@@ -7,15 +7,30 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, SpinBox
 from napari.layers import Image, Labels, Shapes
 from napari.utils.notifications import show_error, show_warning
 
 from ..engines import dip
-from ..engines.base import DEVICES, InputError
-from .runner import EngineRunner, ImageChoices, RunControls, image_layer, status_label
+from ..engines.base import InputError
+from .runner import (
+    EngineRunner,
+    ImageChoices,
+    RunControls,
+    device_box,
+    image_layer,
+    run_button,
+    status_label,
+)
 
 __all__ = ["DipWidget", "dip_inputs"]
+
+#: the task box's words for the engine's tasks
+TASK_LABELS = {
+    "denoise": "remove noise",
+    "inpaint": "fill in missing pixels",
+    "sr": "enlarge (super-resolution)",
+}
 
 
 @dataclass
@@ -114,63 +129,109 @@ class DipWidget(RunControls, ImageChoices, Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.runner = EngineRunner(napari_viewer, self._set_state)
-        self.image = ComboBox(label="image", choices=self._image_choices, nullable=True)
-        self.task = ComboBox(label="task", choices=list(dip.TASKS), value="denoise")
+        self.image = ComboBox(
+            label="image",
+            choices=self._image_choices,
+            nullable=True,
+            tooltip="the Image layer to restore: a 2-D image, an RGB image or a stack of planes (each "
+            "restored on its own). The result is added as a new layer over it; the input is not changed",
+        )
+        self.task = ComboBox(
+            label="task",
+            choices=[(TASK_LABELS[t], t) for t in dip.TASKS],
+            value="denoise",
+            tooltip="what to do. Deep Image Prior fits a fresh network to this one image: no training "
+            "data, no downloaded weights. Remove noise; fill in the pixels a mask marks as missing "
+            "(inpainting); or enlarge ×2, ×4 or ×8 (super-resolution)",
+        )
         self.mask = ComboBox(
-            label="mask",
+            label="missing pixels",
             choices=self._mask_choices,
             nullable=True,
-            tooltip="Labels or Shapes layer; non-zero / inside a shape = missing",
+            tooltip="the mask: a Labels layer (non-zero = missing) or a Shapes layer (inside a shape = "
+            "missing) marking the pixels to fill in. It is placed over the image as the viewer shows it, "
+            "so a mask drawn at another pixel size still lands where it is drawn",
         )
-        self.scale = ComboBox(label="scale", choices=list(dip.SCALES), value=4)
+        self.scale = ComboBox(
+            label="enlarge by",
+            choices=list(dip.SCALES),
+            value=4,
+            tooltip="how many times more pixels per side the result has (2, 4 or 8). Larger factors "
+            "take longer and invent more of the detail",
+        )
         self.noise = ComboBox(
-            label="noise model",
+            label="noise type",
             choices=list(dip.NOISE_MODELS),
             value="gaussian",
-            tooltip="picked from the image when it is selected: poisson-gaussian for integer data of more "
-            "than 8 bits (photon counts), gaussian for 8-bit, colour and float images",
+            tooltip="the noise model the fit assumes. gaussian: the same spread everywhere (8-bit, "
+            "colour and float images); poisson-gaussian: noise that grows with brightness (photon "
+            "counts: integer data of more than 8 bits). Picked from the image when it is selected; "
+            "change it when you know how your camera's noise behaves",
         )
-        self.channels_first = CheckBox(text="axis 0 is channels", value=False)
+        self.channels_first = CheckBox(
+            text="first axis is channels",
+            value=False,
+            tooltip="tick for a (C, Y, X) or (C, Z, Y, X) layer whose first axis holds channels: they "
+            "are restored together. Leave it off for a stack of planes (Z or T), restored one by one. "
+            "RGB layers are recognised without it",
+        )
         self.preset = ComboBox(
             label="preset",
             choices=list(dip.PRESETS),
             value="fast",
-            tooltip="fast: 32 channels, fewer steps, bfloat16 where it pays (default); paper: the paper's settings",
+            tooltip="fast (default): a 32-channel network, fewer steps and bfloat16 where the CPU "
+            "computes it natively: minutes on a CPU. paper: the paper's 128-channel network and step "
+            "counts: slower, for comparisons with the publication",
         )
         self.iterations = SpinBox(
-            label="iterations",
+            label="steps",
             min=0,
             max=100_000,
             step=100,
             value=0,
-            tooltip="the number of steps (0: the preset's)",
+            tooltip="the number of optimisation steps (iterations), 0 to 100000 (0: the preset's)",
         )
         # Shown instead of the box while stopping automatically: the preset's steps, an upper bound.
         # (magicgui's spin box cannot show a special text in its place.)
         self.iterations_auto = Label(
-            label="iterations", tooltip="untick 'stop automatically' to run an exact number of steps"
+            label="steps",
+            tooltip="stopping automatically: at most the preset's steps. Untick 'stop automatically' "
+            "to run an exact number of steps",
         )
         self.auto_stop = CheckBox(
             text="stop automatically",
             value=True,
             tooltip=(
-                "stop near the best iterate, at most the preset's iterations (denoising: once the "
-                "residual is white noise; SR, inpainting: ES-WMV); the step is reported"
+                "stop near the best step, at most the preset's steps: the network fits the image "
+                "first and its noise last, so running on makes the result noisier again (denoising: "
+                "stops once the residual is white noise; enlarging, filling in: once the output stops "
+                "changing, ES-WMV). The chosen step is reported. Untick to set the steps yourself"
             ),
         )
         self.uncertainty = CheckBox(
-            text="uncertainty layer", value=False, tooltip="per-pixel spread of the last iterates"
+            text="uncertainty layer",
+            value=False,
+            tooltip="also add a layer with the per-pixel spread of the last steps' results: where it "
+            "is large, the restoration is less certain",
         )
-        self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
-        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.device = device_box()
+        self.seed = SpinBox(
+            label="random seed",
+            min=0,
+            max=2**31 - 1,
+            value=0,
+            tooltip="the seed of the network's random start (0 to 2147483647): the same seed on the "
+            "same device gives the same result; change it to see how much the result owes to chance",
+        )
         self.preview_every = SpinBox(
             label="preview every",
             min=0,
             max=10_000,
             value=10,
-            tooltip="steps between preview images (0: off); the canvas is redrawn at most once a second",
+            tooltip="steps between preview images of the current result (0: no preview, a little "
+            "faster); the canvas is redrawn at most once a second",
         )
-        self.run_button = PushButton(text="Run")
+        self.run_button = run_button()
         self.status = status_label()
         self.extend(
             [
@@ -220,7 +281,10 @@ class DipWidget(RunControls, ImageChoices, Container):
     def _update_iterations_text(self, _v: Any = None) -> None:
         n = dip.preset_iterations(self.task.value, self.preset.value, int(self.scale.value))
         self.iterations_auto.value = f"auto (at most {n})"
-        self.iterations.tooltip = f"the number of steps (0: the preset's, {n})"
+        self.iterations.tooltip = (
+            f"the number of optimisation steps (iterations), 0 to 100000 (0: the preset's, {n}). More "
+            "steps fit more detail, and in the end the noise too"
+        )
 
     def _update_visibility(self, _v: Any = None) -> None:
         task = self.task.value

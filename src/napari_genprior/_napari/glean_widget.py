@@ -6,13 +6,21 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label
 from napari.utils.notifications import show_error, show_warning
 
 from ..engines import glean
-from ..engines.base import DEVICES, InputError
+from ..engines.base import InputError
 from ..models import card
-from .runner import EngineRunner, ImageChoices, RunControls, image_layer, status_label
+from .runner import (
+    EngineRunner,
+    ImageChoices,
+    RunControls,
+    device_box,
+    image_layer,
+    run_button,
+    status_label,
+)
 
 __all__ = ["GleanWidget", "glean_inputs"]
 
@@ -36,18 +44,38 @@ class GleanWidget(RunControls, ImageChoices, Container):
         self.viewer = napari_viewer
         self.runner = EngineRunner(napari_viewer, self._set_state)
         d = glean.GleanParams()
-        self.about = Label(value=EXPLAIN)
+        self.about = Label(
+            value=EXPLAIN,
+            tooltip="GLEAN: an encoder reads the small image and steers a pretrained StyleGAN2 (the "
+            "latent bank) that supplies the detail; a decoder blends the two",
+        )
         self.about.native.setWordWrap(True)
-        self.image = ComboBox(label="image", choices=self._image_choices, nullable=True)
-        self.scale = ComboBox(label="scale", choices=list(glean.SCALES), value=d.scale)
+        self.image = ComboBox(
+            label="image",
+            choices=self._image_choices,
+            nullable=True,
+            tooltip="the small Image layer to enlarge (a 2-D image, or a stack done plane by plane). The result "
+            "is added as a new layer over it; the input is not changed",
+        )
+        self.scale = ComboBox(
+            label="enlarge by",
+            choices=list(glean.SCALES),
+            value=d.scale,
+            tooltip="how many times more pixels per side the result has: 8 or 16. Each factor has its "
+            "own model; the chosen model file must be made for this factor",
+        )
         self.model_file = FileEdit(
             label="model file",
             mode="r",
             filter="*.pt *.pth",
             value="",
-            tooltip="empty: the bundled glean-nuclei-x8/x16; or a model made by `napari-genprior train glean`",
+            tooltip="empty: the bundled glean-nuclei-x8 or -x16 (fluorescence nuclei). Or a model made by "
+            "`napari-genprior train glean` on images like yours: the detail comes from what it was "
+            "trained on",
         )
-        self.model_info = Label(value="")
+        self.model_info = Label(
+            value="", tooltip="which model runs, and what its model card measured on held-out images"
+        )
         self.model_info.native.setWordWrap(True)
         self.overlap = FloatSpinBox(
             label="tile overlap",
@@ -55,10 +83,12 @@ class GleanWidget(RunControls, ImageChoices, Container):
             max=0.5,
             step=0.05,
             value=d.tile_overlap,
-            tooltip="fraction of a tile that neighbouring tiles share (at least 2 input pixels)",
+            tooltip="large images are enlarged in tiles of the model's input size; this is the fraction "
+            "of a tile that neighbouring tiles share (0 to 0.5, at least 2 input pixels), blended so "
+            "no seams show. Raise it if seams show; lower it for speed",
         )
-        self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
-        self.run_button = PushButton(text="Run")
+        self.device = device_box()
+        self.run_button = run_button()
         self.status = status_label()
         self.extend(
             [

@@ -6,13 +6,21 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, SpinBox
 from napari.utils.notifications import show_error, show_warning
 
 from ..engines import irn
-from ..engines.base import DEVICES, InputError
+from ..engines.base import InputError
 from ..models import card, weights_path
-from .runner import EngineRunner, ImageChoices, RunControls, image_layer, status_label
+from .runner import (
+    EngineRunner,
+    ImageChoices,
+    RunControls,
+    device_box,
+    image_layer,
+    run_button,
+    status_label,
+)
 
 __all__ = ["IrnWidget", "irn_inputs"]
 
@@ -20,6 +28,8 @@ EXPLAIN = (
     "down shrinks an image so that up can restore it. up restores images that down produced; "
     "it is not a general super-resolver for other small images."
 )
+#: the mode box's words for the engine's modes
+MODE_LABELS = {"down": "shrink (down)", "up": "restore (up)", "roundtrip": "round trip (down, then up)"}
 
 
 def irn_inputs(layer: Any, mode: str, **params: Any) -> tuple[np.ndarray, dict[str, Any]]:
@@ -56,38 +66,74 @@ class IrnWidget(RunControls, ImageChoices, Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.runner = EngineRunner(napari_viewer, self._set_state)
-        self.about = Label(value=EXPLAIN)
+        self.about = Label(
+            value=EXPLAIN,
+            tooltip="IRN (Invertible Image Rescaling) learns a downscaling that keeps what it drops in "
+            "a random code, so that up can undo it; it restores its own LR images only",
+        )
         self.about.native.setWordWrap(True)
-        self.image = ComboBox(label="image", choices=self._image_choices, nullable=True)
-        self.mode = ComboBox(label="mode", choices=list(irn.MODES), value="roundtrip")
-        self.scale = ComboBox(label="scale", choices=list(irn.SCALES), value=2)
+        self.image = ComboBox(
+            label="image",
+            choices=self._image_choices,
+            nullable=True,
+            tooltip="the Image layer to work on: for restore (up), the *_irn_lr layer that shrink "
+            "(down) made. Results are added as new layers over it; the input is not changed",
+        )
+        self.mode = ComboBox(
+            label="mode",
+            choices=[(MODE_LABELS[m], m) for m in irn.MODES],
+            value="down",
+            tooltip="shrink (down): a smaller image, for storage or display, that restore can undo. "
+            "restore (up): the full-size image back from a layer that shrink made. round trip: both, "
+            "to see what is lost",
+        )
+        self.scale = ComboBox(
+            label="scale",
+            choices=list(irn.SCALES),
+            value=2,
+            tooltip="how many times fewer pixels per side the small image has (2 or 4); restore must "
+            "use the scale its layer was shrunk with",
+        )
         self.weights = FileEdit(
-            label="weights",
+            label="model file",
             mode="r",
             filter="*.pt *.pth",
             value="",
-            tooltip="empty: the bundled model irn-x2/irn-x4; or a checkpoint (ours or the official layout)",
+            tooltip="empty: the bundled model for the scale (irn-x2 or irn-x4). Or a network file "
+            "(weights) made by `napari-genprior train irn`, or one in the official IRN layout",
+        )
+        self.model_info = Label(
+            value="", tooltip="which model runs, and what its model card measured on held-out images"
         )
         self.samples = SpinBox(
-            label="samples",
+            label="draws",
             min=1,
             max=64,
             value=1,
-            tooltip="up/roundtrip: draws of z; 2 or more add an uncertainty layer (needs tau > 0: at tau 0 "
-            "every draw is the same)",
+            tooltip="restore, round trip: how many versions to draw (samples of the random code z), 1 "
+            "to 64; 2 or more add an uncertainty layer, their per-pixel spread. Needs randomness above "
+            "0 (at 0 every draw is the same)",
         )
         self.tau = FloatSpinBox(
-            label="tau",
+            label="randomness",
             min=0.0,
             max=2.0,
             step=0.1,
             value=1.0,
-            tooltip="std of the sampled z: 1 as in the paper, 0 = the mean latent; set from the model card",
+            tooltip="tau, the spread of the random code z drawn when restoring, 0 to 2: 1 as in the "
+            "paper, 0 the average code (one answer, no spread). Set from the model card when the "
+            "model changes; change it only to study the draws",
         )
-        self.model_info = Label(value="")
-        self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
-        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
-        self.run_button = PushButton(text="Run")
+        self.device = device_box()
+        self.seed = SpinBox(
+            label="random seed",
+            min=0,
+            max=2**31 - 1,
+            value=0,
+            tooltip="the seed of the draws (0 to 2147483647): the same seed on the same device gives "
+            "the same result",
+        )
+        self.run_button = run_button()
         self.status = status_label()
         self.extend(
             [

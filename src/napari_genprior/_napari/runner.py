@@ -10,7 +10,7 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import Label
+from magicgui.widgets import ComboBox, Label, PushButton
 from napari.layers import Image, Labels, Layer
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils import progress
@@ -22,11 +22,21 @@ from ..engines.base import (
     InputError,
     Progress,
     Result,
+    available_devices,
     output_geometry,
     progress_text,
 )
 
-__all__ = ["EngineRunner", "ImageChoices", "RunControls", "image_layer", "result_layers", "status_label"]
+__all__ = [
+    "EngineRunner",
+    "ImageChoices",
+    "RunControls",
+    "device_box",
+    "image_layer",
+    "result_layers",
+    "run_button",
+    "status_label",
+]
 
 #: Seconds between preview updates at most: each one redraws the canvas, which on a machine
 #: with software OpenGL takes CPU from the engine (docs/benchmarks.md, gui_bench).
@@ -35,11 +45,36 @@ PREVIEW_INTERVAL = 1.0
 STATUS_INTERVAL = 0.25
 
 
+#: the status line's tooltip until the first message replaces it
+STATUS_TOOLTIP = "what the run is doing, its progress and the time left, or why it could not start"
+
+
+def run_button() -> PushButton:
+    """The Run button (Cancel while a run is going)."""
+    return PushButton(
+        text="Run",
+        tooltip="start with the settings above; while it runs, this button cancels it (the viewer is "
+        "then left as it was)",
+    )
+
+
+def device_box() -> ComboBox:
+    """The device choice: ``auto``, ``cpu``, every ``cuda:N`` present and ``mps`` where available."""
+    return ComboBox(
+        label="device",
+        choices=available_devices(),
+        value="auto",
+        tooltip="where the computation runs. auto: the first GPU if there is one (NVIDIA cuda, or Apple "
+        "mps), else the CPU. cuda:N picks GPU number N. Change it to keep a GPU free for other work, "
+        "or to run on the CPU when the GPU is short of memory",
+    )
+
+
 def status_label() -> Label:
     """A status line that wraps instead of widening the dock; the full text is also its tooltip."""
     from qtpy.QtWidgets import QSizePolicy
 
-    label = Label(value="")
+    label = Label(value="", tooltip=STATUS_TOOLTIP)
     label.native.setWordWrap(True)
     # Ignored: the layout never widens the dock for a long message; the text wraps to the width.
     label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -218,7 +253,8 @@ class EngineRunner:
         elapsed = now - self._t0
         if ev.step and ev.step < ev.total:  # napari's bar shows an ETA for the full total
             left = elapsed * (ev.total - ev.step) / ev.step
-            text += f" · {'at most ' if ev.at_most else ''}{_duration(left)} left"
+            # an extrapolation of the steps so far: said as "about" (or "at most" with auto-stop)
+            text += f" · {'at most' if ev.at_most else 'about'} {_duration(left)} left"
         pbar.set_description(f"{self._title}{' (auto-stop: at most)' if ev.at_most else ''}")
         if self.worker is None:  # napari's progress bar processes events: the run may have ended
             return
@@ -315,8 +351,12 @@ class ImageChoices:
 
     def _image_choices(self, _w: Any = None) -> list[tuple[str, Image]]:
         preview = self.runner._preview
+        # == rather than `is`: opened from the Plugins menu, the widget gets napari's proxy of the
+        # viewer, whose layers are new proxy objects at each access (equal, but not identical)
         return [
-            (lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image) and lay is not preview
+            (lay.name, lay)
+            for lay in self.viewer.layers
+            if isinstance(lay, Image) and (preview is None or lay != preview)
         ]
 
     def _refresh_choices(self, _event: Any = None) -> None:
