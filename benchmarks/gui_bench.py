@@ -28,7 +28,7 @@ LOG = Path(__file__).resolve().parent / "results" / "gui_bench.jsonl"
 
 def cli_run(data, steps: int) -> tuple[float, float]:
     """(seconds to the first event, steps/s) of the CLI's way: drive() with its tqdm bar."""
-    from napari_genprior.cli import _progress_bar
+    from napari_genprior.cli import progress_bar
     from napari_genprior.engines import dip, drive
 
     params = {
@@ -39,7 +39,7 @@ def cli_run(data, steps: int) -> tuple[float, float]:
         "noise_model": "gaussian",
     }
     stamps: list[float] = []
-    bar, update = _progress_bar(True, "DIP denoise")
+    bar, update = progress_bar(True, "DIP denoise")
     t0 = time.perf_counter()
     gen = dip.run(data, params, device="cpu")
 

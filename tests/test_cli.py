@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -333,6 +334,44 @@ def test_every_option_has_help_and_shows_its_default():
             seen += 1
     assert seen > 60
     assert "List the bundled models" in _help(["models"])
+
+
+def test_seed_and_device_are_declared_once_and_shared_by_every_command():
+    """``--seed`` and ``--device`` come from one helper each (cli/parser.py): every engine and train
+    command that takes them has the same type, default and help (``irn`` adds what its seed draws)."""
+    import inspect
+
+    from napari_genprior.cli import build_parser
+    from napari_genprior.cli import parser as cli_parser
+
+    source = inspect.getsource(cli_parser)
+    assert source.count('"--seed"') == 1 and source.count('"--device"') == 1
+
+    def leaf(path):
+        parser = build_parser()
+        for name in path:
+            subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            parser = subs.choices[name]
+        return {opt: a for a in parser._actions for opt in a.option_strings}
+
+    engines = [["dip", t] for t in ("denoise", "inpaint", "sr")]
+    engines += [["irn", m] for m in ("down", "up", "roundtrip")]
+    engines += [["glean"], ["join"]]
+    trains = [["train", m] for m in ("gan", "irn", "glean", "disc")]
+    no_seed, no_device = [["glean"], ["demo"]], [["train", "disc"]]  # GLEAN and the demo draw nothing
+    for path in [*engines, *trains, ["sample"], ["demo"]]:
+        opts = leaf(path)
+        assert ("--seed" in opts) == (path not in no_seed), path
+        assert ("--device" in opts) == (path not in no_device), path
+        if "--device" in opts:
+            device = opts["--device"]
+            assert (device.default, device.type, device.help) == ("auto", None, cli_parser.DEVICE_HELP), path
+        if "--seed" in opts:
+            seed = opts["--seed"]
+            text = cli_parser.SEED_HELP + (" (draws of z)" if path[0] == "irn" else "")
+            assert (seed.default, seed.type, seed.help) == (0, int, text), path
+    args = build_parser().parse_args(["dip", "sr", "in.tif", "-o", "o.tif", "--seed", "3", "--device", "cpu"])
+    assert (args.seed, args.device) == (3, "cpu")
 
 
 def test_models_open_with_a_line_for_users_and_carry_no_machine_paths(capsys):

@@ -471,7 +471,9 @@ def test_fast_poisson_denoise_perturbs_the_input_more():
 def test_fast_precision_auto_uses_bfloat16_only_where_it_pays(monkeypatch, pays):
     """``fast`` asks for ``auto`` precision: the run resolves it from the device (bfloat16 on GPUs
     and AMX CPUs, float32 elsewhere) and records what it used; an explicit choice wins."""
-    monkeypatch.setattr(dip, "bfloat16_pays", lambda device: pays)
+    from napari_genprior import runtime
+
+    monkeypatch.setattr(runtime, "bfloat16_pays", lambda device: pays)  # DIP's criterion, needs="amx"
     img = np.random.default_rng(0).random((32, 32)).astype(np.float32)
     used = run(img, iterations=2, preset="fast").metadata["config"]["precision"]
     assert used == ("bfloat16" if pays else "float32")

@@ -367,8 +367,12 @@ def test_projector_schedule():
 
 
 def test_precision_is_resolved_per_device_and_bfloat16_solves_about_the_same():
-    from napari_genprior.engines.base import native_cpu_bf16, resolve_precision
+    from functools import partial
 
+    from napari_genprior.engines.base import native_cpu_bf16
+    from napari_genprior.engines.base import resolve_precision as resolve
+
+    resolve_precision = partial(resolve, needs=join.PRECISION_NEEDS)  # JoIN's criterion
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_precision("auto", cpu) == ("bfloat16" if native_cpu_bf16() else "float32")
     assert resolve_precision("auto", cuda) == "float32"

@@ -100,6 +100,8 @@ def test_import_graph_has_no_circle():
         ("train", {"cli", "_napari", "batch"}),
         # data.samples draws napari's sample images from the priors, so data may use engines
         ("data", {"train", "cli", "_napari", "batch"}),
+        # devices, precision and seeding: below every engine
+        ("runtime", {"engines", "nets", "physics", "models", "train", "data", "cli", "_napari", "batch"}),
     ],
 )
 def test_lower_layers_never_import_upper_ones(layer: str, forbidden: set[str]):
@@ -110,6 +112,20 @@ def test_lower_layers_never_import_upper_ones(layer: str, forbidden: set[str]):
         if m.split(".")[1:2] == [layer]
         for n in deps
         if n.split(".")[1:2] and n.split(".")[1] in forbidden
+    ]
+    assert not bad, bad
+
+
+def test_nothing_outside_the_cli_imports_it():
+    # the command line is the top layer: batch.py takes its command table as an argument
+    graph = _graph()
+    assert "napari_genprior.cli.parser" in graph["napari_genprior.cli"]  # the package is seen
+    bad = [
+        f"{m} → {n}"
+        for m, deps in graph.items()
+        if m.split(".")[1:2] != ["cli"]
+        for n in deps
+        if n.split(".")[1:2] == ["cli"]
     ]
     assert not bad, bad
 

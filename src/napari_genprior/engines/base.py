@@ -5,22 +5,33 @@ An engine run is a generator: it yields :class:`Progress` events and returns a :
     gen = engine.run(image, params, device="auto")
     result = drive(gen, on_progress=print)
 
+Devices, precision and seeding live in :mod:`napari_genprior.runtime`; their names are
+re-exported here, so engines import them from here as before.
+
 Pure torch + numpy: nothing here (or in any engine) imports napari or Qt.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..errors import Cancelled, InputError
+from ..runtime import (
+    DEVICES,
+    PRECISIONS,
+    autocast,
+    available_devices,
+    bfloat16_pays,
+    native_cpu_bf16,
+    resolve_device,
+    resolve_precision,
+    seeded,
+)
 
 __all__ = [
     "check_cancel",
@@ -32,14 +43,17 @@ __all__ = [
     "drive",
     "output_geometry",
     "progress_text",
+    # re-exported from ..runtime
+    "DEVICES",
+    "PRECISIONS",
+    "autocast",
     "available_devices",
-    "resolve_device",
     "bfloat16_pays",
+    "native_cpu_bf16",
+    "resolve_device",
+    "resolve_precision",
+    "seeded",
 ]
-
-#: the kinds of device a run can name (``cuda`` also as ``cuda:N``); :func:`available_devices`
-#: lists those this machine has
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def params_from(cls: type, params: Any, engine: str) -> Any:
@@ -157,104 +171,6 @@ def drive(
         return stop.value
 
 
-#: precisions of the optimisation loops: auto (bfloat16 where the CPU computes it natively)
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-@functools.cache
-def native_cpu_bf16() -> bool:
-    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX); read from Linux's
-    /proc/cpuinfo (once: the solvers ask every step), False where that cannot be read. Elsewhere
-    bfloat16 is emulated and slower."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """A context in which convolutions and matrix products run at ``precision`` (``auto``: bfloat16
-    on a CPU with native bfloat16, float32 elsewhere); reductions stay float32 (torch's autocast)."""
-    if resolve_precision(precision, device) == "bfloat16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``float32`` or ``bfloat16``: what ``precision`` (one of :data:`PRECISIONS`) means on ``device``."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "auto":
-        return "bfloat16" if device.type == "cpu" and native_cpu_bf16() else "float32"
-    return precision
-
-
-def _has_mps() -> bool:
-    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-
-
-def available_devices() -> list[str]:
-    """The device names this machine can run on: ``auto``, ``cpu``, ``cuda:N`` for every GPU
-    present and ``mps`` where Apple's GPU backend is available (the widgets' device choices)."""
-    names = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if _has_mps():
-        names.append("mps")
-    return names
-
-
-def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """Map ``auto`` / ``cpu`` / ``cuda[:N]`` / ``mps`` to an available ``torch.device``.
-
-    ``auto`` takes CUDA, then MPS, then the CPU. A device that is not available (``cuda:1`` on a
-    machine with one GPU) raises :class:`InputError` naming the devices there are.
-    """
-    if isinstance(name, torch.device):
-        return name
-    name = (name or "auto").strip().lower()
-    has_mps = _has_mps()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if has_mps else torch.device("cpu")
-    here = ", ".join(available_devices())
-    kind, sep, index = name.partition(":")
-    if kind not in DEVICES[1:] or (sep and kind != "cuda"):
-        raise InputError(f"unknown device {name!r}: choose one of {here} (cuda:N for GPU number N)")
-    if sep and not index.isdigit():
-        raise InputError(f"unknown device {name!r}: write cuda:N with N a GPU number, e.g. cuda:0")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} is not available on this machine: choose one of {here}")
-    if sep and int(index) >= torch.cuda.device_count():
-        # torch accepts any index here and fails only at the first tensor moved there
-        raise InputError(f"device {name!r} is not present on this machine: choose one of {here}")
-    if kind == "mps" and not has_mps:
-        raise InputError(f"device 'mps' is not available on this machine: choose one of {here}")
-    try:
-        return torch.device(name)
-    except RuntimeError as err:
-        raise InputError(f"unknown device {name!r}: {err}") from None
-
-
-def bfloat16_pays(device: torch.device) -> bool:
-    """Whether bfloat16 autocast is expected to make convolutions faster on ``device``.
-
-    CUDA: when the GPU supports bfloat16. CPU: only with AMX (Intel Sapphire Rapids and later,
-    where the virtual machine exposes it). On a CPU with AVX-512 BF16 but no AMX, a DIP step
-    at 32 channels was 16 % slower with bfloat16 than in float32 and no faster at 128 channels
-    (docs/dip.md). MPS and others: no.
-    """
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return bool(amx()) if amx is not None else False
-    return False
-
-
 def output_geometry(
     scale: tuple[float, ...] | np.ndarray, translate: tuple[float, ...] | np.ndarray, zoom: float
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -269,11 +185,3 @@ def output_geometry(
     t[-2:] = t[-2:] + s[-2:] * (1.0 / zoom - 1.0) / 2.0
     s[-2:] = s[-2:] / zoom
     return tuple(float(v) for v in s), tuple(float(v) for v in t)
-
-
-@contextlib.contextmanager
-def seeded(seed: int):
-    """Seed torch's global generator inside the block and restore it afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield

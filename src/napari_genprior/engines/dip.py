@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
+from .. import __version__, runtime
 from ..imaging import Normalizer, PlaneLayout, check_image, guess_channel_axis
 from ..metrics import psnr_from_mse
 from ..nets.skip import SkipNet
@@ -34,7 +34,6 @@ from .base import (
     OutputLayer,
     Progress,
     Result,
-    bfloat16_pays,
     params_from,
     resolve_device,
     seeded,
@@ -64,95 +63,59 @@ SCALES = (2, 4, 8)
 NOISE_MODELS = ("gaussian", "poisson-gaussian")
 
 #: Per-task settings of the paper's notebooks. ``reg_noise`` for denoising is 1/30 at σ=25 and
-#: 1/20 at σ=50: the engine picks it from the estimated noise level.
+#: 1/20 at σ=50: the engine picks it from the estimated noise level (``denoise_reg``).
+_PAPER_COMMON: dict[str, Any] = dict(
+    channels=128,
+    skip_channels=4,
+    levels=5,
+    input_depth=32,
+    upsample="bilinear",
+    lr=0.01,
+    reg_noise=None,
+    ema=None,
+    backtrack=False,
+    precision="float32",
+    auto_patience=500,
+    denoise_reg=(1 / 30, 1 / 20),
+)
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
-        "denoise": dict(
-            channels=128,
-            skip_channels=4,
-            levels=5,
-            input_depth=32,
-            upsample="bilinear",
-            lr=0.01,
-            reg_noise=None,
-            iterations=3000,
-            ema=0.99,
-            backtrack=True,
-            precision="float32",
-        ),
-        "inpaint": dict(
-            channels=128,
-            skip_channels=4,
-            levels=5,
-            input_depth=32,
-            upsample="nearest",
-            lr=0.01,
-            reg_noise=0.03,
-            iterations=5000,
-            ema=None,
-            backtrack=False,
-            precision="float32",
-        ),
-        "sr": dict(
-            channels=128,
-            skip_channels=4,
-            levels=5,
-            input_depth=32,
-            upsample="bilinear",
-            lr=0.01,
-            reg_noise=None,
-            iterations=None,
-            ema=None,
-            backtrack=False,
-            precision="float32",
-        ),
+        "denoise": {**_PAPER_COMMON, "iterations": 3000, "ema": 0.99, "backtrack": True},
+        "inpaint": {**_PAPER_COMMON, "upsample": "nearest", "reg_noise": 0.03, "iterations": 5000},
+        "sr": {**_PAPER_COMMON, "iterations": None},  # per scale: _SR_ITERATIONS
     },
 }
-for _cfg in PRESETS["paper"].values():
-    _cfg.update(auto_patience=500, denoise_reg=(1 / 30, 1 / 20))
 
-#: ``fast``: a quarter of the channels (32) with wider skips (16), bfloat16 autocast where it
-#: pays, less input perturbation for denoising (fits ~2× sooner), fewer steps for every task,
-#: zero padding and 8 input channels for SR,
-#: the output averaged over iterates (EMA 0.99) for every task, a shorter patience for
-#: automatic stopping except for SR. 6–10× less time per step on a 2-core CPU (depends on the
-#: CPU: ``dip_bench.py --step-times``); measured
-#: against ``paper`` by benchmarks/dip_bench.py (docs/benchmarks.md).
+#: ``fast``: a quarter of the channels with wider skips, bfloat16 where it pays, less input
+#: perturbation, fewer steps, the output averaged over iterates for every task. What each choice
+#: rests on (the measurements) is in docs/dip.md, "Presets and time".
+_FAST: dict[str, dict[str, Any]] = {
+    "denoise": {
+        "auto_patience": 200,
+        # Poisson–Gaussian NLL weights dark pixels heavily, so the fit reaches their noise sooner
+        # and needs more input perturbation than Gaussian data
+        "poisson_reg": 0.05,
+        "iterations": 1800,  # the cap that keeps fast at a tenth of the paper's time
+    },
+    "inpaint": {"auto_patience": 200, "iterations": 3000},
+    # SR runs all its steps: a cheaper network per step (zero padding, fewer input channels), and
+    # the paper's patience, since the average keeps improving after the variance levels out
+    "sr": {"auto_patience": 500, "padding": "zeros", "input_depth": 8},
+}
 PRESETS["fast"] = {
     task: {
         **cfg,
         "channels": 32,
         "skip_channels": 16,
-        # bfloat16 autocast where it pays (GPUs; CPUs with AMX), else float32 (docs/dip.md).
         "precision": "auto",
-        # With little noise in the low-resolution input, the SR average keeps improving long
-        # after the variance levels (docs/dip.md): SR keeps the paper's patience.
-        "auto_patience": 500 if task == "sr" else 200,
         "denoise_reg": (1 / 50, 1 / 33),
-        # Poisson–Gaussian NLL weights the dark pixels heavily and the fit reaches their noise
-        # sooner: more input perturbation (the paper's 1/20) delays that. Fluorescence (256²,
-        # automatic stopping): 1/50 → 34.58 dB, 1/30 → 36.51, 1/20 → 37.41 (docs/dip.md).
-        **({"poisson_reg": 0.05} if task == "denoise" else {}),
-        "ema": 0.99,  # averaging the iterates: +0.8 dB for SR ×4 on camera at 1500 steps
-        **({"iterations": 3000} if task == "inpaint" else {}),
-        # Denoising stops automatically, at most at step 1800: on a CPU without AMX a fast
-        # denoising step takes 1/6.8 of a paper step (dip_bench.py --step-times), so about 2030
-        # steps fit in 1/10 of the paper's 3000, and that machine's speed drifts by 10–25 %
-        # between runs. Where the stop came later (astronaut σ 25; Poisson–Gaussian
-        # fluorescence) the average gains ≤ 0.02 dB from step 1800 to 2000 (28.89 → 28.90 dB;
-        # 37.69 → 37.71 dB; docs/dip.md).
-        **({"iterations": 1800} if task == "denoise" else {}),
-        # SR runs all its steps: a cheaper network per step. Zero padding and 8 input channels
-        # instead of reflection and 32: 23 % less time per step on a 2-core CPU and, at 2000
-        # steps of SR ×4 (float32), 26.11 dB instead of 25.91 on camera and 24.54 instead of
-        # 24.28 on astronaut (docs/dip.md).
-        **({"padding": "zeros", "input_depth": 8} if task == "sr" else {}),
+        "ema": 0.99,
+        **_FAST[task],
     }
     for task, cfg in PRESETS["paper"].items()
 }
 _SR_ITERATIONS = {2: 2000, 4: 2000, 8: 4000}
-#: ``fast`` SR stops 300 steps before the paper at ×2/×4: on a CPU without AMX (float32) a fast
-#: SR step takes 1/9 of a paper step; the average gains 0.04–0.10 dB from step 1800 to 2000.
+#: ``fast`` SR stops 300 steps before the paper at ×2/×4 (docs/dip.md)
 _FAST_SR_ITERATIONS = {2: 1700, 4: 1700, 8: 3000}
 _SR_REG_NOISE = {2: 0.03, 4: 0.03, 8: 0.05}
 _OVERRIDABLE = (
@@ -165,10 +128,8 @@ _OVERRIDABLE = (
     "backtrack",
     "precision",
 )
-PRECISIONS = ("auto", "float32", "bfloat16")
-#: Default tile side (output pixels). Peak resident memory of a whole grey `fast` fit in float32
-#: (docs/benchmarks.md): 1.34 GiB at 512², 3.87 GiB at 1024² untiled; a 2048² plane in 25
-#: tiles of 512² peaks at 1.46 GiB (bfloat16: 1.07, 3.00, 1.25 GiB).
+#: Default tile side (output pixels): bounds the peak memory of large planes (docs/dip.md,
+#: "Large images")
 DEFAULT_TILE = 512
 #: Automatic stopping counts a fall of the windowed iterate variance only when it is at least
 #: this fraction below the previous reference, so a long plateau stops the fit too (see
@@ -259,8 +220,10 @@ class DIPParams:
             raise InputError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
         if self.task == "sr" and self.scale not in SCALES:
             raise InputError(f"scale must be one of {SCALES} for super-resolution, not {self.scale}")
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise InputError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.precision is not None and self.precision not in runtime.PRECISIONS:
+            raise InputError(
+                f"unknown precision {self.precision!r}: choose one of {', '.join(runtime.PRECISIONS)}"
+            )
         if self.noise_model not in NOISE_MODELS:
             raise InputError(
                 f"unknown noise model {self.noise_model!r}: choose one of {', '.join(NOISE_MODELS)}"
@@ -336,11 +299,10 @@ def guess_noise_model(image: np.ndarray, metadata: dict[str, Any] | None = None)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` → ``bfloat16`` where it pays on ``device`` (:func:`~.base.bfloat16_pays`), else
-    ``float32``; ``float32`` and ``bfloat16`` are returned as they are."""
-    if precision != "auto":
-        return precision
-    return "bfloat16" if bfloat16_pays(device) else "float32"
+    """DIP's precision on ``device``: :func:`napari_genprior.runtime.resolve_precision` with DIP's
+    criterion ``needs="amx"`` — ``auto`` → ``bfloat16`` where it pays (GPUs with bfloat16, CPUs
+    with AMX: :func:`~napari_genprior.runtime.bfloat16_pays`), else ``float32``."""
+    return runtime.resolve_precision(precision, device, needs="amx")
 
 
 def build_net(cfg: dict[str, Any], out_channels: int) -> SkipNet:

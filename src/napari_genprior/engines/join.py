@@ -85,6 +85,10 @@ STAGE2_SMOOTH = ("auto", "weights", "latent", "frozen")
 #: residuals beyond this many robust standard deviations are marked unexplained
 UNEXPLAINED_K = 4.0
 METRICS = ("auto", "euclidean", "mahalanobis")
+#: JoIN's criterion for ``auto`` precision (``runtime.resolve_precision``'s ``needs``): bfloat16 on
+#: any CPU with native bfloat16 (AVX-512 BF16 or AMX), where its generators ran 1.3–1.5× faster
+#: (docs/join.md); float32 elsewhere
+PRECISION_NEEDS = "bf16"
 
 
 @dataclass
@@ -720,7 +724,7 @@ def _execute(
         check_cancel(cancel)
         for group_ in opt.param_groups:
             group_["lr"] = projector_lr((step - 1) / p.steps, p.lr)
-        with autocast(p.precision, dev):
+        with autocast(p.precision, dev, needs=PRECISION_NEEDS):
             recon, _, raw = decode(gens, lat, extra, r)
         recon = recon.float()
         # the mean over tiles: the in-domain penalty then weighs the same for 1 tile or 8 (with a sum,
@@ -884,7 +888,7 @@ def _finetune(
         check_cancel(cancel)
         if moved:  # the moving latent gets stage 1's ramp, so it settles by the end
             opt.param_groups[1]["lr"] = projector_lr((step - 1) / p.finetune_steps, p.lr)
-        with autocast(p.precision, dev):
+        with autocast(p.precision, dev, needs=PRECISION_NEEDS):
             recon, _, raw = decode(tuned, lat, extra, 1)
         recon = recon.float()
         rec = _distance(recon, target, p.distance).sum()
@@ -896,7 +900,7 @@ def _finetune(
                 s, g = slots[k], tuned[k]
                 piv = lat[k].reshape(-1, *lat[k].shape[2:])
                 piv = piv.expand(-1, g.n_latent, -1) if piv.shape[1] == 1 else piv
-                with autocast(p.precision, dev):
+                with autocast(p.precision, dev, needs=PRECISION_NEEDS):
                     d_piv = s.disc(raw[k])
                 adv = F.softplus(-d_piv.float()).mean()
                 if p.support > 0:
@@ -905,7 +909,7 @@ def _finetune(
                     with torch.no_grad():
                         wz = g.mapping(z)[:, None]
                     sup = 0.9 * piv[idx] + 0.1 * wz
-                    with autocast(p.precision, dev):
+                    with autocast(p.precision, dev, needs=PRECISION_NEEDS):
                         d_sup = s.disc(g(w_plus=sup))
                     adv = adv + F.softplus(-d_sup.float()).mean()
                 loss = loss + p.adversarial * adv
@@ -1065,7 +1069,7 @@ def _assemble(
         **{k: v for k, v in dataclasses.asdict(p).items()},
         "priors_used": {k: s.label for k, s in slots.items()},
         "device": str(dev),
-        "precision_used": resolve_precision(p.precision, dev),
+        "precision_used": resolve_precision(p.precision, dev, needs=PRECISION_NEEDS),
         "stage2_smooth_used": p.stage2_smooth_of(model) if p.finetune_steps > 0 else None,
         "in_domain_metric_used": p.metric_of(model),
         "channel_axis": layout.channel_axis,
