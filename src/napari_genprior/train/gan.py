@@ -22,7 +22,7 @@ from ..data.real import REAL_DATA, held_out_crops, is_real_data, real_sampler
 from ..models import gan_use, portable_command, weights_path
 from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection, discriminator_config, tapered_channels
 
-__all__ = ["GanConfig", "diff_augment", "export_gan", "train_gan", "training_images"]
+__all__ = ["GanConfig", "diff_augment", "export_gan", "slim_checkpoint", "train_gan", "training_images"]
 
 DOMAIN_CHANNELS = {"albedo": 3, "shading": 1, "scene": 3, "nuclei": 1, "illumination": 1}
 
@@ -215,9 +215,10 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
                 "or start a new run with another --out"
             )
         g.load_state_dict(ck["g"]), d.load_state_dict(ck["d"]), g_ema.load_state_dict(ck["g_ema"])
-        opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
+        if "opt_g" in ck:  # a committed, slimmed checkpoint has none: Adam restarts its moments
+            opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
         step, wall = int(ck["step"]), float(ck.get("wall_s", 0.0))
-        log(f"resumed from {out} at step {step}")
+        log(f"resumed from {out} at step {step}" + ("" if "opt_g" in ck else " (fresh optimiser states)"))
     gamma = cfg.r1_weight()
     rng = torch.Generator().manual_seed(cfg.seed + step)
     np_rng = np.random.default_rng(cfg.seed + step)
@@ -341,6 +342,20 @@ def _real_sets(cfg: GanConfig, n: int) -> tuple[np.ndarray, np.ndarray | None, s
     x = _load_folder(Path(cfg.data), cfg.size).transpose(0, 2, 3, 1)
     x = x[..., 0] if x.shape[-1] == 1 else x
     return x, None, f"the {len(x)} training images of {cfg.data} (no held-out split)"
+
+
+def slim_checkpoint(ckpt: str | Path, out: str | Path) -> Path:
+    """A copy of a training checkpoint without the optimiser states (about half the size), to
+    commit between sessions: :func:`train_gan` resumes from it with fresh Adam moments."""
+    ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+    for k in ("opt_g", "opt_d"):
+        ck.pop(k, None)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save(ck, tmp)
+    tmp.replace(out)
+    return out
 
 
 def export_gan(

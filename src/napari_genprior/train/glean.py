@@ -268,7 +268,10 @@ def train_glean(cfg: GleanConfig, device: str = "cpu", log: Callable[[str], None
         d = build_discriminator(discriminator_config({"size": bank.size}, bank.image_channels))
     folder, sampler = None, None
     if is_real_data(cfg.data):
-        sampler = real_sampler(cfg.data, bank.size, device=dev, scale=tuple(cfg.real_scale))
+        try:
+            sampler = real_sampler(cfg.data, bank.size, device=dev, scale=tuple(cfg.real_scale))
+        except FileNotFoundError as err:  # the CLI turns ValueError into its one-line error
+            raise ValueError(str(err)) from None
     elif cfg.data in DOMAINS:
         if _domain_hr(cfg.data, 8, 0, 1).shape[1] != bank.image_channels:
             raise ValueError(f"the domain {cfg.data!r} and the bank {cfg.bank!r} differ in channels")
