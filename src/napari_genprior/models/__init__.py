@@ -66,7 +66,7 @@ GAN_PURPOSE = {
     "shading": "Prior over grey shading (smooth lighting of synthetic scenes): the shading component of "
     "JoIN's intrinsic decomposition",
     "nuclei": "Prior over grey fluorescence images of cell nuclei (synthetic): the specimen component of "
-    "JoIN's flat-field correction and the latent bank of GLEAN (planned)",
+    "JoIN's flat-field correction and the latent bank of GLEAN",
     "illumination": "Prior over smooth illumination fields of a microscope (synthetic): the illumination "
     "component of JoIN's flat-field correction",
 }

@@ -1,0 +1,105 @@
+"""Tables generated from their one source: the bundled models' cards (``src/napari_genprior/models/
+*.json``). Each table sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in the file it
+belongs to; ``tests/test_docs_tables.py`` fails when a file's table differs from what this script
+writes, so no number is typed in twice.
+
+    python docs/make_tables.py          # rewrite the tables (make docs runs it)
+    python docs/make_tables.py --check  # exit 1 if a table is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from napari_genprior.models import list_models
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_kind(card: dict[str, Any]) -> str:
+    """What a model learned from, in the words a user needs: synthetic, real, or both."""
+    data = str(card.get("data", ""))
+    if data.startswith("synthetic"):
+        return "synthetic"
+    if data.startswith("real"):
+        return "real"
+    if "synthetic" in data:
+        return "real photographs + synthetic fluorescence"
+    return "your folder" if data.startswith("folder") else data or "?"
+
+
+def headline(card: dict[str, Any]) -> str:
+    """The card's held-out figure, with the data it was measured on."""
+    m = card.get("metrics", {})
+    task = card.get("task")
+    if task == "irn":
+        mean = m["mean"]
+        return (
+            f"round trip {mean['irn_psnr_tau0']:.2f} dB vs bicubic down + up {mean['bicubic_psnr']:.2f} dB "
+            f"({data_kind(card)}, held out)"
+        )
+    if task == "glean":
+        return f"{m['glean_psnr']:.2f} dB vs bicubic {m['bicubic_psnr']:.2f} dB ({data_kind(card)}, held out)"
+    if task == "gan-prior":
+        mean = m["mean"]
+        text = f"SWD {mean['prior']:.1f} (blurred noise {mean['baseline_blurred_noise']:.1f}"
+        if "real_vs_real" in mean:
+            text += f", other images of the domain {mean['real_vs_real']:.1f}"
+        if "synthetic_prior" in mean:
+            text += f", the synthetic prior {mean['synthetic_prior']:.1f}"
+        return text + f"; {data_kind(card)}, held out)"
+    return "–"
+
+
+def models_table() -> str:
+    """One row per bundled model: what it is, what it learned from, how long, its held-out figure."""
+    rows = [
+        "| model | what | trained on | steps · wall time | held-out figure (from its card) |",
+        "|---|---|---|---|---|",
+    ]
+    for c in list_models():
+        rows.append(
+            f"| `{c['name']}` | {c.get('summary', '').split(',')[0]} | {data_kind(c)} | "
+            f"{c.get('steps', '?')} · {c.get('wall_time', '?')} | {headline(c)} |"
+        )
+    return "\n".join(rows)
+
+
+#: file → table name → generator
+TABLES = {ROOT / "README.md": {"models": models_table}}
+
+
+def render(text: str, name: str, body: str) -> str:
+    """``text`` with the block ``name`` replaced by ``body`` (the markers must exist)."""
+    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no <!-- {name}:start --> … <!-- {name}:end --> block")
+    return pattern.sub(lambda mt: mt.group(1) + body.rstrip("\n") + "\n" + mt.group(2), text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a table differs from its source")
+    args = ap.parse_args()
+    stale = []
+    for path, tables in TABLES.items():
+        text = path.read_text()
+        new = text
+        for name, make in tables.items():
+            new = render(new, name, make())
+        if new != text:
+            stale.append(path.name)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"stale tables in {', '.join(stale)}: run python docs/make_tables.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
