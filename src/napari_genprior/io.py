@@ -1,4 +1,5 @@
-"""Reading and writing images for the command line: TIFF (tifffile, dtype preserved), PNG, JPEG."""
+"""Reading and writing images for the command line: TIFF (tifffile, dtype preserved; OME-TIFF and
+ImageJ TIFF pixel sizes read and written back), PNG, JPEG."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ __all__ = [
     "check_writable",
     "list_images",
     "read_image",
+    "output_pixel_size",
     "read_metadata",
+    "read_pixel_size",
     "write_image",
     "write_text",
 ]
@@ -101,6 +104,77 @@ def _read_tiff(path: Path, unreadable: str) -> np.ndarray:
     return data
 
 
+#: micrometres per unit, for the units OME-XML and TIFF resolution tags use
+_UM = {
+    "µm": 1.0,
+    "um": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "nm": 1e-3,
+    "mm": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
+    "\\u00b5m": 1.0,
+}
+
+
+def read_pixel_size(path: str | Path) -> tuple[float, float] | None:
+    """The ``(y, x)`` pixel size in micrometres of a TIFF: OME-XML ``PhysicalSizeY/X`` (with their
+    units), else the resolution tags (ImageJ's ``unit`` or the TIFF resolution unit); ``None`` for
+    other files and TIFFs that say nothing or something unreadable."""
+    path = Path(path)
+    if path.suffix.lower() not in TIFF or not path.is_file():
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            if tf.ome_metadata:
+                return _ome_pixel_size(tf.ome_metadata)
+            page = tf.pages[0]
+            xres, yres = page.tags.get("XResolution"), page.tags.get("YResolution")
+            if xres is None or yres is None:
+                return None
+            unit = page.tags.get("ResolutionUnit")
+            code = int(unit.value) if unit is not None else 1
+            if code == 2:
+                per = 25400.0  # inch
+            elif code == 3:
+                per = 1e4  # centimetre
+            else:  # no unit in the TIFF: ImageJ writes its own
+                name = str((tf.imagej_metadata or {}).get("unit", "")).strip().lower()
+                if name not in _UM:
+                    return None
+                per = _UM[name]
+            (xn, xd), (yn, yd) = xres.value, yres.value
+            if not (xn and yn):
+                return None
+            size = (per * yd / yn, per * xd / xn)
+    except Exception:  # noqa: BLE001 - a pixel size is a nicety: never fail a run over it
+        return None
+    # the TIFF default of 1 pixel per unit with no unit means "not set"
+    return size if all(0 < v < 1e5 for v in size) else None
+
+
+def _ome_pixel_size(xml: str) -> tuple[float, float] | None:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(xml)
+    pixels = next((e for e in root.iter() if e.tag.endswith("Pixels")), None)
+    if pixels is None or "PhysicalSizeX" not in pixels.attrib or "PhysicalSizeY" not in pixels.attrib:
+        return None
+    out = []
+    for ax in ("Y", "X"):
+        unit = pixels.attrib.get(f"PhysicalSize{ax}Unit", "µm")
+        out.append(float(pixels.attrib[f"PhysicalSize{ax}"]) * _UM.get(unit, 1.0))
+    return out[0], out[1]
+
+
+def output_pixel_size(pixel_size: tuple[float, float] | None, zoom: float) -> tuple[float, float] | None:
+    """The pixel size of an output ``zoom`` times larger than its input (SR: zoom > 1)."""
+    return None if pixel_size is None else (pixel_size[0] / zoom, pixel_size[1] / zoom)
+
+
 def check_parent(path: str | Path) -> Path:
     """Raise :class:`InputError` unless ``path``'s folder exists or can be created (missing folders
     are created when writing), and can be written to."""
@@ -142,11 +216,18 @@ def check_writable(path: str | Path, dtype: np.dtype) -> Path:
     return check_parent(path)
 
 
-def write_image(path: str | Path, data: np.ndarray, metadata: dict | None = None) -> Path:
+def write_image(
+    path: str | Path,
+    data: np.ndarray,
+    metadata: dict | None = None,
+    pixel_size: tuple[float, float] | None = None,
+) -> Path:
     """Write ``data`` to TIFF (any dtype), PNG (uint8/uint16) or JPEG (uint8). Creates folders.
 
     ``metadata`` (JSON-serialisable) goes into a TIFF's description, or for other formats into a
-    sidecar file ``<path>.json``; :func:`read_metadata` reads it back.
+    sidecar file ``<path>.json``; :func:`read_metadata` reads it back. ``pixel_size`` (``(y, x)``
+    µm) goes into a TIFF's resolution tags (centimetre unit, which Fiji and tifffile read) and into
+    its description as ``pixel_size_um``.
     """
     data = np.asarray(data)
     path = check_writable(path, data.dtype)
@@ -157,8 +238,13 @@ def write_image(path: str | Path, data: np.ndarray, metadata: dict | None = None
 
         # explicit, so that a stack of three planes (3, Y, X) is not taken for planar RGB
         photometric = "rgb" if data.ndim >= 3 and data.shape[-1] == 3 else "minisblack"
+        kw: dict = {}
+        meta = dict(metadata or {})
+        if pixel_size is not None:
+            kw = {"resolution": (1e4 / pixel_size[1], 1e4 / pixel_size[0]), "resolutionunit": "CENTIMETER"}
+            meta["pixel_size_um"] = [float(pixel_size[0]), float(pixel_size[1])]
         with atomic_path(path) as tmp:
-            tifffile.imwrite(tmp, data, photometric=photometric, metadata=metadata or {})
+            tifffile.imwrite(tmp, data, photometric=photometric, metadata=meta, **kw)
     else:
         import imageio.v3 as iio
 

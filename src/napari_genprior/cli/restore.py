@@ -74,9 +74,18 @@ def check_json_path(path: Path | None) -> None:
 def cmd_dip(args: argparse.Namespace) -> int:
     from ..engines import dip
     from ..imaging import PlaneLayout, guess_channel_axis
-    from ..io import check_writable, read_image, read_metadata, write_image, write_text
+    from ..io import (
+        check_writable,
+        output_pixel_size,
+        read_image,
+        read_metadata,
+        read_pixel_size,
+        write_image,
+        write_text,
+    )
 
     image = read_image(args.input)
+    pixel = read_pixel_size(args.input)  # kept in the outputs (OME-TIFF / ImageJ TIFF inputs)
     check_writable(args.output, image.dtype)  # fail now, not after the run
     mask = read_image(args.mask) if args.task == "inpaint" else None
     if mask is not None and mask.ndim == image.ndim and mask.ndim >= 3 and mask.shape[-1] in (3, 4):
@@ -119,7 +128,8 @@ def cmd_dip(args: argparse.Namespace) -> int:
         print(f"{label}: the image is large; fitting each plane in {n_tiles} overlapping tiles")
     result = drive_with_progress(gen, args.quiet, label)
     out = result.layers[0].data
-    write_image(args.output, out)
+    out_pixel = output_pixel_size(pixel, args.scale if args.task == "sr" else 1)
+    write_image(args.output, out, pixel_size=out_pixel)
     meta = result.metadata
     print(f"wrote {args.output} {out.shape} {out.dtype} in {meta['wall_time_s']:.1f} s")
     if "chosen_step" in meta:
@@ -127,7 +137,7 @@ def cmd_dip(args: argparse.Namespace) -> int:
     for warning in meta.get("warnings", ()):
         warn(warning)
     if args.uncertainty is not None:
-        write_image(args.uncertainty, result.layer("dip_uncertainty").data)
+        write_image(args.uncertainty, result.layer("dip_uncertainty").data, pixel_size=out_pixel)
         print(f"wrote {args.uncertainty} (per-pixel spread of the last iterates)")
     if reference is not None:
         m = image_metrics(out, reference, meta["channel_axis"])
@@ -140,7 +150,15 @@ def cmd_dip(args: argparse.Namespace) -> int:
 
 def cmd_irn(args: argparse.Namespace) -> int:
     from ..engines import irn
-    from ..io import check_writable, read_image, read_metadata, write_image, write_text
+    from ..io import (
+        check_writable,
+        output_pixel_size,
+        read_image,
+        read_metadata,
+        read_pixel_size,
+        write_image,
+        write_text,
+    )
 
     if args.mode == "down" and (args.samples is not None or args.tau is not None):
         raise InputError(
@@ -148,6 +166,7 @@ def cmd_irn(args: argparse.Namespace) -> int:
             "`irn down` draws nothing: leave them out"
         )
     image = read_image(args.input)
+    pixel = read_pixel_size(args.input)
     check_writable(args.output, image.dtype)
     check_json_path(args.metadata)
     unc_path = getattr(args, "uncertainty", None)
@@ -190,17 +209,24 @@ def cmd_irn(args: argparse.Namespace) -> int:
     meta = result.metadata
     main_suffix = "irn_lr" if args.mode == "down" else "irn_hr"
     out = result.layer(main_suffix).data
-    write_image(args.output, out, {"irn": meta["irn"]} if args.mode == "down" else None)
+    zoom = {"down": 1 / args.scale, "up": args.scale}.get(args.mode, 1)
+    write_image(
+        args.output,
+        out,
+        {"irn": meta["irn"]} if args.mode == "down" else None,
+        pixel_size=output_pixel_size(pixel, zoom),
+    )
     print(f"wrote {args.output} {out.shape} {out.dtype} in {meta['wall_time_s']:.2f} s")
     if args.mode == "roundtrip":
         if args.lr is not None:
-            write_image(args.lr, result.layer("irn_lr").data, {"irn": meta["irn"]})
+            lr_pixel = output_pixel_size(pixel, 1 / args.scale)
+            write_image(args.lr, result.layer("irn_lr").data, {"irn": meta["irn"]}, pixel_size=lr_pixel)
             print(f"wrote {args.lr} (LR)")
         m = image_metrics(out, image, meta["channel_axis"])
         meta["metrics"] = m
         print(f"round trip: PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
     if unc_path is not None:
-        write_image(unc_path, result.layer("irn_uncertainty").data)
+        write_image(unc_path, result.layer("irn_uncertainty").data, pixel_size=output_pixel_size(pixel, zoom))
         print(f"wrote {unc_path} (per-pixel std over {args.samples} draws of z)")
     if args.metadata:
         write_text(args.metadata, json.dumps(meta, indent=2, default=str))
@@ -210,11 +236,20 @@ def cmd_irn(args: argparse.Namespace) -> int:
 def cmd_glean(args: argparse.Namespace) -> int:
     from ..engines import glean
     from ..engines.base import resolve_device
-    from ..io import check_parent, check_writable, read_image, write_image, write_text
+    from ..io import (
+        check_parent,
+        check_writable,
+        output_pixel_size,
+        read_image,
+        read_pixel_size,
+        write_image,
+        write_text,
+    )
 
     check_parent(args.output)  # where the output goes, before the input is read or the model loaded
     resolve_device(args.device)
     image = read_image(args.input)
+    pixel = read_pixel_size(args.input)
     check_writable(args.output, image.dtype)
     check_json_path(args.metadata)
     reference = read_image(args.reference) if args.reference is not None else None
@@ -229,7 +264,7 @@ def cmd_glean(args: argparse.Namespace) -> int:
     result = drive_with_progress(gen, args.quiet, f"GLEAN ×{args.scale}")
     meta = result.metadata
     out = result.layers[0].data
-    write_image(args.output, out)
+    write_image(args.output, out, pixel_size=output_pixel_size(pixel, args.scale))
     print(f"wrote {args.output} {out.shape} {out.dtype} in {meta['wall_time_s']:.2f} s")
     if reference is not None:
         if reference.shape != out.shape:
@@ -247,7 +282,7 @@ def cmd_glean(args: argparse.Namespace) -> int:
 def cmd_join(args: argparse.Namespace) -> int:
     from ..engines import join
     from ..engines.base import resolve_device
-    from ..io import check_parent, read_image, write_image, write_text
+    from ..io import check_parent, read_image, read_pixel_size, write_image, write_text
 
     priors: dict[str, str] = {}
     for item in args.prior:
@@ -261,6 +296,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     check_parent(out / "join.json")  # the folder can be made and written: fail now, not after the run
     resolve_device(args.device)
     image = read_image(args.input)
+    pixel = read_pixel_size(args.input)
     params = {
         "forward": args.forward,
         "steps": args.steps,
@@ -282,7 +318,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     written = []
     for lay in result.layers:
         data = lay.data.astype(np.uint8 if lay.layer_type == "labels" else np.float32)
-        written.append(write_image(out / f"{lay.suffix}.tif", data).name)
+        written.append(write_image(out / f"{lay.suffix}.tif", data, pixel_size=pixel).name)
     meta = result.metadata
     write_text(out / "join.json", json.dumps(meta, indent=2, default=str))
     print(f"wrote {', '.join(written)} and join.json to {out} in {meta['wall_time_s']:.1f} s")
