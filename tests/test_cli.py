@@ -200,10 +200,17 @@ def test_demo_quick_writes_results(tmp_path):
     rc = main(["demo", "-o", str(tmp_path / "demo"), "--quick", "-q"])
     assert rc == 0
     png = iio.imread(tmp_path / "demo" / "demo.png")
-    assert png.ndim == 3 and png.shape[0] > 3 * 192  # three rows of input | result | truth
-    for task in ("denoise", "inpaint", "sr"):
+    assert png.ndim == 3 and png.shape[0] > 6 * 192  # six rows of input | result | truth: every engine
+    for task in ("denoise", "inpaint", "sr", "irn", "glean"):
         assert (tmp_path / "demo" / f"{task}_result.tif").exists()
     assert tifffile.imread(tmp_path / "demo" / "sr_result.tif").shape == (128, 128, 3)
+    assert tifffile.imread(tmp_path / "demo" / "glean_result.tif").shape == (128, 128)
+    assert tifffile.imread(tmp_path / "demo" / "join_corrected.tif").shape == (128, 128)
+    results = json.loads((tmp_path / "demo" / "demo.json").read_text())["results"]
+    assert set(results) == {"denoise", "inpaint", "sr", "irn", "glean", "join"}
+    # the bundled models beat their baselines even in a smoke run (no steps to cut there)
+    assert results["irn"]["psnr_result"] > results["irn"]["psnr_bicubic"]
+    assert results["glean"]["psnr_result"] > results["glean"]["psnr_bicubic"]
 
 
 SCRIPT = shutil.which("napari-genprior", path=str(Path(sys.executable).parent)) or shutil.which(
