@@ -38,10 +38,14 @@ def headline(card: dict[str, Any]) -> str:
     task = card.get("task")
     if task == "irn":
         mean = m["mean"]
-        return (
+        text = (
             f"round trip {mean['irn_psnr_tau0']:.2f} dB vs bicubic down + up {mean['bicubic_psnr']:.2f} dB "
             f"({data_kind(card)}, held out)"
         )
+        real = card.get("real_held_out")
+        if real:
+            text += f"; **{real['irn_psnr']:.2f} vs {real['bicubic_psnr']:.2f} dB on real held-out microscope images**"
+        return text
     if task == "glean":
         return f"{m['glean_psnr']:.2f} dB vs bicubic {m['bicubic_psnr']:.2f} dB ({data_kind(card)}, held out)"
     if task == "gan-prior":
