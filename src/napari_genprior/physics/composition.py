@@ -1,7 +1,9 @@
 """Forward models that compose an image from components (JoIN's decompositions), in torch.
 
 A forward model names its components, the prior each one uses by default and how they compose.
-The JoIN solver knows nothing else about them: a new model is a new subclass registered in
+The JoIN solver knows nothing else about them: what differs between models (how a plane is
+covered, which input a model accepts, extra parameters, how outputs become layers) is a hook on
+:class:`ForwardModel` with a default, and a new model is a new subclass registered in
 :data:`FORWARD_MODELS`.
 
 Conventions: component tensors are ``(B, C, h, w)`` float32 in *linear* units; a GAN output in
@@ -14,13 +16,21 @@ offset, are tensors that the model creates and the solver optimises with the lat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FORWARD_MODELS", "Component", "FlatField", "ForwardModel", "Intrinsic", "forward_model"]
+__all__ = [
+    "FORWARD_MODELS",
+    "Component",
+    "FlatField",
+    "ForwardModel",
+    "Intrinsic",
+    "Output",
+    "forward_model",
+]
 
 
 @dataclass(frozen=True)
@@ -46,13 +56,30 @@ class Component:
     metric: str = "euclidean"  # how the in-domain penalty measures w − w̄ (or "mahalanobis")
 
 
+@dataclass(frozen=True)
+class Output:
+    """One output of a decomposition, as :meth:`ForwardModel.full_resolution` names it.
+
+    ``intensity``: an intensity, which the solver brings back to the input's units (the others are
+    unitless factors, kept as they are). ``grey``: one channel whatever the input's. ``per_group``:
+    one per group of planes (a field), so a stack that shares it gets a single 2-D one.
+    """
+
+    name: str
+    intensity: bool = False
+    grey: bool = False
+    per_group: bool = False
+
+
 class ForwardModel:
-    """Base class. Subclasses set ``name``, ``components`` and ``outputs`` and implement
-    :meth:`compose` and :meth:`full_resolution`."""
+    """Base class. Subclasses set ``name``, ``components``, ``output_layers`` and ``outputs`` and
+    implement :meth:`compose` and :meth:`full_resolution`; the other hooks have defaults."""
 
     name: ClassVar[str] = ""
     components: ClassVar[tuple[Component, ...]] = ()
-    #: output file / layer names, in order (the first is the primary result)
+    #: the outputs, in order (the first is the primary result)
+    output_layers: ClassVar[tuple[Output, ...]] = ()
+    #: output file / layer names, in order: those of :attr:`output_layers`
     outputs: ClassVar[tuple[str, ...]] = ()
     #: how many image channels the model accepts: 1, 3 or both
     image_channels: ClassVar[tuple[int, ...]] = (1, 3)
@@ -63,10 +90,41 @@ class ForwardModel:
     #: what stage 2 does to the smooth fields: ``weights`` (fine-tune their generators too),
     #: ``latent`` (keep the prior's weights, go on moving the latent) or ``frozen``
     stage2_smooth: ClassVar[str] = "weights"
+    #: the keyword options of the constructor, which the solver fills from its parameters of the
+    #: same names
+    option_names: ClassVar[tuple[str, ...]] = ()
+    #: how the solve covers a plane: ``False`` resizes the whole plane to the local prior's size;
+    #: ``True`` tiles it at the prior's own scale (downscaled only to fit the tile budget)
+    tiled: ClassVar[bool] = False
+    #: the planes of a stack share the smooth components and the extra parameters (one field,
+    #: gain and offset, solved on tiles picked over the stack) unless the run asks for one per plane
+    shared_across_planes: ClassVar[bool] = False
 
     def __init__(self, **options: object) -> None:
         if options:
             raise TypeError(f"{self.name}: unknown option(s) {', '.join(options)}")
+
+    def channels_problem(self, channels: int) -> str:
+        """Why an image of ``channels`` channels (not in :attr:`image_channels`) cannot be decomposed."""
+        takes = " or ".join(map(str, self.image_channels))
+        return f"the {self.name} model takes images of {takes} channels, not {channels}"
+
+    def prior_problem(self, comp: Component, channels: int, label: str) -> str | None:
+        """Why the prior ``label``, which makes ``channels``-channel images, cannot explain ``comp``
+        (``None``: it can)."""
+        if comp.smooth and channels != 1:
+            return (
+                f"the {comp.name} prior {label!r} makes {channels}-channel images; {comp.name} is a grey "
+                f"field: choose a grey prior (e.g. the bundled {comp.prior!r})"
+            )
+        return None
+
+    def adapt_input(
+        self, image: torch.Tensor, prior_channels: dict[str, int]
+    ) -> tuple[torch.Tensor, list[str]]:
+        """The normalised input ``(N, C, H, W)`` as the model can explain it, and a warning for each
+        change or approximation; ``prior_channels``: the channels each component's prior makes."""
+        return image, []
 
     def component(self, comp: Component, g_out: torch.Tensor, image_channels: int) -> torch.Tensor:
         """A generator output ``(B, c, S, S)`` in ``[-1, 1]`` → the component in linear units,
@@ -81,6 +139,11 @@ class ForwardModel:
 
     def linearise(self, image: torch.Tensor) -> torch.Tensor:
         """Input (normalised) → the linear image the composition explains."""
+        return image
+
+    def delinearise(self, image: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`linearise` for a linear image (any shape, ``[0, 1]`` units) that
+        is shown in the input's terms (a reconstruction, a preview)."""
         return image
 
     def group_stats(self, planes: torch.Tensor, groups: list[int]) -> dict[str, torch.Tensor] | None:
@@ -109,6 +172,18 @@ class ForwardModel:
         parameters. Returns ``{output name: (C', H, W)}`` in the same units."""
         raise NotImplementedError
 
+    def full_resolution_extra(
+        self, extra: dict[str, torch.Tensor], group: int, size: tuple[int, int]
+    ) -> dict[str, float | np.ndarray]:
+        """The extra parameters of ``group`` (``extra`` as :meth:`init_extra` made them) as
+        :meth:`full_resolution` takes them for a plane of ``size`` (H, W)."""
+        return {}
+
+    def extra_metadata(self, extra: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """What a run's metadata reports of the solved extra parameters (``extra`` as
+        :meth:`init_extra` made them)."""
+        return {}
+
 
 class Intrinsic(ForwardModel):
     """I = A · S: a colour (or grey) albedo A from the ``albedo`` prior times a grey shading S from
@@ -118,7 +193,9 @@ class Intrinsic(ForwardModel):
 
     name = "intrinsic"
     components = (Component("albedo", "albedo", smooth=False), Component("shading", "shading", True, 0.01))
-    outputs = ("albedo", "shading")
+    output_layers = (Output("albedo"), Output("shading", grey=True, per_group=True))
+    outputs = tuple(o.name for o in output_layers)
+    option_names = ("gamma",)
     # the shading prior fits shading well, the albedo prior lacks texture: stage 2 frees the albedo
     # generator and lets the shading latent shed what it now explains (docs/join.md, stage 2)
     stage2_smooth = "latent"
@@ -137,8 +214,27 @@ class Intrinsic(ForwardModel):
             return x.mean(1, keepdim=True)
         return x.expand(-1, image_channels, -1, -1)  # grey albedo prior, colour image
 
+    def channels_problem(self, channels: int) -> str:
+        return (
+            f"the intrinsic model takes grey or RGB images, not {channels} channels: drop the alpha channel"
+        )
+
+    def adapt_input(self, image, prior_channels):
+        warnings = []
+        if float(image.min()) < 0:
+            warnings.append(
+                "negative values were set to 0: a product of albedo and shading cannot be negative"
+            )
+            image = image.clamp_min(0)
+        if image.shape[1] == 1 and prior_channels.get("albedo") == 3:
+            warnings.append("grey image: the colour albedo prior's grey (the mean of its channels) is used")
+        return image, warnings
+
     def linearise(self, image: torch.Tensor) -> torch.Tensor:
         return image.clamp_min(0) ** self.gamma if self.gamma != 1 else image
+
+    def delinearise(self, image: np.ndarray) -> np.ndarray:
+        return np.clip(image, 0, None) ** (1 / self.gamma) if self.gamma != 1 else image
 
     def compose(self, parts, extra, group):
         return parts["albedo"] * parts["shading"]
@@ -174,7 +270,12 @@ class FlatField(ForwardModel):
         # from it were missed (docs/join.md, "The field's prior")
         Component("flatfield", "illumination", smooth=True, floor=0.02, latent="w", metric="mahalanobis"),
     )
-    outputs = ("corrected", "flatfield", "darkfield")
+    output_layers = (
+        Output("corrected", intensity=True, grey=True),
+        Output("flatfield", grey=True, per_group=True),
+        Output("darkfield", intensity=True, grey=True, per_group=True),
+    )
+    outputs = tuple(o.name for o in output_layers)
     image_channels = (1,)
     # measured as 0.3 on 256² images (4 tiles) when the data term was summed over tiles; the same
     # balance with the per-tile mean the solver now uses
@@ -183,6 +284,10 @@ class FlatField(ForwardModel):
     # specimen), a firmer prior on the field measured better on the tuning stacks (docs/join.md)
     stack_in_domain = {"flatfield": 0.2}
     stage2_smooth = "frozen"
+    option_names = ("darkfield",)
+    # a specimen is local, at its prior's scale; the illumination is one field for the whole stack
+    tiled = True
+    shared_across_planes = True
     DARKFIELDS = ("scalar", "field", "none")
 
     def __init__(self, darkfield: str = "scalar") -> None:
@@ -190,6 +295,21 @@ class FlatField(ForwardModel):
         if darkfield not in self.DARKFIELDS:
             raise ValueError(f"darkfield must be one of {', '.join(self.DARKFIELDS)}, not {darkfield!r}")
         self.darkfield = darkfield
+
+    def channels_problem(self, channels: int) -> str:
+        return (
+            f"flat-field correction works on one channel; this image has {channels}: split the channels "
+            "(each channel has its own illumination) and correct them one by one"
+        )
+
+    def prior_problem(self, comp: Component, channels: int, label: str) -> str | None:
+        problem = super().prior_problem(comp, channels, label)
+        if problem is None and channels != 1:
+            return (
+                f"the {comp.name} prior {label!r} makes colour images; flat-field correction needs a grey prior "
+                "(e.g. the bundled 'nuclei', or one trained with `train gan` on your images)"
+            )
+        return problem
 
     def init_extra(self, groups, image):
         # the dark offset starts at the darkest percentile: below it no pixel can be explained
@@ -273,6 +393,12 @@ class FlatField(ForwardModel):
             return np.zeros((1, *size), np.float32)
         d = self._dark(extra, torch.tensor([group]), size)
         return np.broadcast_to(d[0].detach().cpu().numpy(), (1, *size)).astype(np.float32)
+
+    def full_resolution_extra(self, extra, group, size):
+        return {"dark": self.dark_map(extra, group, size)}
+
+    def extra_metadata(self, extra):
+        return {"gain": [round(float(v), 5) for v in extra["log_gain"].exp()]}
 
     def full_resolution(self, image, smooth, extra):
         f = np.maximum(smooth["flatfield"][:1], self.components[1].floor)

@@ -1,0 +1,174 @@
+"""JoIN (Shah, Lazebnik, Philip 2023): split an image into components by jointly inverting one GAN
+prior per component through a forward model (``physics.composition``).
+
+- **Stage 1**, joint latent optimisation (:mod:`.stage1`): one W+ latent per prior instance,
+  initialised at w̄ (the mean of mapped samples) — restart 0 — or at truncated samples (ψ = 0.7)
+  for the other restarts; loss = reconstruction distance + in-domain penalty ‖w − w̄‖² (+ the noise
+  regulariser when a prior has noise inputs); Adam with the StyleGAN2 projector's learning-rate
+  ramp. All restarts run as one batch for the first fifth of the steps; the best one continues
+  alone.
+- **Stage 2**, generator fine-tuning (PTI, :mod:`.stage2`): the latents are frozen as pivots and
+  the synthesis weights of every generator are fine-tuned jointly, kept near their priors by each
+  prior's frozen discriminator (non-saturating term on the pivot and on support latents
+  0.9·pivot + 0.1·w(z)).
+- **Scale** (:mod:`.plan`): the solve runs at the priors' scale. Intrinsic: each plane is resized
+  to the albedo prior's size. Flat-field: tiles of the specimen prior's size, all sharing one
+  illumination latent per group. A shared field is solved on at most ``max_tiles`` tiles at the
+  prior's own scale (a downscaled specimen is out of its domain), spread over the tile positions
+  and the planes; only planes with more than ``COVERAGE · max_tiles`` positions are downscaled.
+  With ``per_plane`` every tile of every plane is solved, downscaled to fit ``max_tiles``. At full
+  resolution (:mod:`.assemble`), smooth fields are resized and the other component is recomputed
+  from the input: A = I / S, X = (I − D) / F.
+- **Stacks**: flat-field shares one field, gain and dark offset across the planes (``per_plane``
+  turns that off); intrinsic decomposes plane by plane.
+
+Parameters and constants live in :mod:`.params`, distances in :mod:`.losses`, the latents and the
+in-domain penalty in :mod:`.latents`. Pure torch + numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+# ``X as X``: a name the one-module join.py had, re-exported for code and tests that reach it as
+# ``join.X``
+from ...imaging import PlaneLayout, check_image, guess_channel_axis
+from ...models.load import load_component_prior
+from ..base import EngineRun, InputError, resolve_device
+from ..base import Result as Result
+from .assemble import DISPLAY as DISPLAY
+from .assemble import _assemble, unexplained_mask
+from .latents import InDomainLoss as InDomainLoss
+from .latents import _has_noise, _mean_w, _Slot
+from .latents import _mapped_w as _mapped_w
+from .latents import _w_whitener as _w_whitener
+from .losses import _distance, laplacian_distance
+from .losses import _laplacian_pyramid as _laplacian_pyramid
+from .losses import _noise_reg as _noise_reg
+from .losses import projector_lr as projector_lr
+from .params import COVERAGE as COVERAGE
+from .params import DISTANCES, JoinParams
+from .params import LATENTS as LATENTS
+from .params import METRICS as METRICS
+from .params import PRECISION_NEEDS as PRECISION_NEEDS
+from .params import PROBE_FRACTION as PROBE_FRACTION
+from .params import RESTART_PSI as RESTART_PSI
+from .params import STAGE2_SMOOTH as STAGE2_SMOOTH
+from .params import UNEXPLAINED_K as UNEXPLAINED_K
+from .plan import STEP_SECONDS as STEP_SECONDS
+from .plan import TILE_STEP_SECONDS as TILE_STEP_SECONDS
+from .plan import Problem, Setup, rough_seconds, tiles_for
+from .plan import _file_prior_size as _file_prior_size
+from .plan import _pick_tiles as _pick_tiles
+from .plan import _prior_size as _prior_size
+from .plan import _resize as _resize
+from .plan import _solve_plan as _solve_plan
+from .plan import _tiles as _tiles
+from .plan import _work_size as _work_size
+from .stage1 import JointSolver
+from .stage2 import _finetune
+
+__all__ = [
+    "DISTANCES",
+    "JoinParams",
+    "laplacian_distance",
+    "load_component_prior",
+    "prepare",
+    "rough_seconds",
+    "run",
+    "tiles_for",
+    "unexplained_mask",
+]
+
+
+def prepare(
+    image: np.ndarray,
+    params: JoinParams | dict[str, Any] | None = None,
+    *,
+    device: str | torch.device = "auto",
+) -> Setup:
+    """Check ``image`` (as :func:`run` takes it) and ``params``, load the priors and resolve the
+    device: everything that can fail on bad input, before any work. Raises :class:`InputError`."""
+    p = JoinParams.from_any(params)
+    p.validate()
+    model = p.model()
+    arr = check_image(image)
+    ch = guess_channel_axis(arr.shape) if p.channel_axis == "auto" else p.channel_axis
+    layout = PlaneLayout(arr.shape, ch)
+    c = layout.n_channels
+    if c not in model.image_channels:
+        raise InputError(model.channels_problem(c))
+    if p.per_plane and layout.n_planes < 2:
+        raise InputError(
+            "per_plane asks for one field per plane, but this image has a single plane: turn per_plane off "
+            "(a single image has one field anyway)"
+        )
+    slots = {}
+    for comp in model.components:
+        gen, disc, label = load_component_prior((p.priors or {}).get(comp.name, comp.prior), comp.name)
+        problem = model.prior_problem(comp, gen.image_channels, label)
+        if problem is not None:
+            raise InputError(problem)
+        slots[comp.name] = _Slot(comp, gen, disc, label, _mean_w(gen), _has_noise(gen))
+    local = [s for s in slots.values() if not s.comp.smooth]
+    tile = max(s.gen.size for s in local)
+    hy, hx = layout.spatial_shape
+    if hy < tile or hx < tile:
+        raise InputError(
+            f"the image is {hy}×{hx} pixels, smaller than the {local[0].label!r} prior ({tile}×{tile}) it is "
+            f"explained with: give an image of at least {tile}×{tile}, or choose a prior trained at a smaller size"
+        )
+    if p.finetune_steps > 0 and p.adversarial > 0:
+        missing = [s.label for s in slots.values() if s.disc is None]
+        if missing:
+            raise InputError(
+                f"stage 2 keeps the generators near their priors with each prior's discriminator, but "
+                f"{', '.join(missing)} carries none: add one with `napari-genprior train disc --prior ... "
+                "--export`, or set adversarial 0 (plain fine-tuning), or finetune_steps 0"
+            )
+    return Setup(arr, p, model, layout, slots, tile, resolve_device(device))
+
+
+def run(
+    image: np.ndarray,
+    params: JoinParams | dict[str, Any] | None = None,
+    *,
+    device: str | torch.device = "auto",
+    cancel: Callable[[], bool] | None = None,
+) -> EngineRun:
+    """Decompose ``image``; a generator of :class:`Progress` that returns a :class:`Result`.
+
+    ``image``: ``(Y, X)``, RGB ``(Y, X, 3)`` (intrinsic) or a stack ``(Z|T, Y, X)``; uint8, uint16 or
+    float, no NaN, values >= 0 (flat-field: any, the dark offset absorbs them). Each side must be
+    at least the local prior's size (64 for albedo, 128 for nuclei).
+
+    Output layers (float32): intrinsic ``albedo`` ((…, Y, X[, 3]), ≈ [0, 1]) and ``shading``
+    ((…, Y, X), [0, 1]) whose product is the linearised image over its maximum; flat-field
+    ``corrected`` (image units), ``flatfield`` (mean 1; one 2-D field when shared) and
+    ``darkfield`` (image units); both ``reconstruction`` and ``residual`` (input units) and a
+    Labels layer ``unexplained`` (1: residual beyond 4 robust σ, 2: saturated input, 3: a tile
+    that was not solved — a shared field solved on other tiles; there the reconstruction is the
+    input and the residual 0).
+    """
+    # checked now, so bad input fails at the call; the work starts at the first step
+    return _execute(prepare(image, params, device=device), cancel)
+
+
+def _execute(setup: Setup, cancel: Callable[[], bool] | None) -> EngineRun:
+    """The run itself: stage 1, stage 2 (when ``finetune_steps`` > 0), the final decode at float32
+    and the full-resolution result."""
+    p = setup.p
+    solver = JointSolver(Problem.build(setup))
+    yield from solver.solve(cancel)
+    if p.finetune_steps > 0:
+        solver.gens, solver.lat = yield from _finetune(solver, cancel)
+    with torch.no_grad():
+        recon, _, raw = solver.decode(solver.gens, solver.lat, solver.extra, 1)
+        if p.finetune_steps > 0:
+            stage2 = float(_distance(recon, solver.prob.target, p.distance).sum()) / solver.n_tiles
+            solver.losses["stage2"] = stage2
+    return _assemble(solver, recon, raw)
