@@ -27,20 +27,20 @@ from pathlib import Path
 
 import torch
 
-from napari_genprior.train.gan import GanConfig, export_gan, train_gan
+from napari_genprior.train.gan import GanConfig, export_gan, slim_checkpoint, train_gan
 from napari_genprior.train.glean import GleanConfig, train_glean
 
 GLEAN_RUNS = {"g8": (8, False), "a8": (8, True), "g16": (16, False), "a16": (16, True)}
 
 
-def _slim(path: Path, half: bool = False) -> None:
-    """Drop the optimiser states (the run is finished; the file must come back under 16 MB);
-    ``half``: also drop the discriminator and store the model in float16, as its bundle will."""
+def _slim_glean(path: Path) -> None:
+    """A finished GLEAN checkpoint as it must come back (under 16 MB): no optimiser states, no
+    discriminator, the model in float16 as its bundle will hold it. (GAN checkpoints:
+    :func:`~napari_genprior.train.gan.slim_checkpoint`.)"""
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    for k in ("opt_g", "opt_d", *(("d",) if half else ())):
+    for k in ("opt_g", "opt_d", "d"):
         ck.pop(k, None)
-    if half:
-        ck["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
+    ck["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
     torch.save(ck, path)
 
 
@@ -102,7 +102,7 @@ def main() -> int:
         ckpt_every=3 if args.tiny else 1000,
     )
     train_gan(gcfg, device=args.device, log=lambda m: print("gan", m, flush=True))
-    _slim(args.out / "gan_real.pt")
+    slim_checkpoint(args.out / "gan_real.pt", args.out / "gan_real.pt")
     print(f"gan done at {time.time() - t0:.0f} s", flush=True)
     bank = args.out / "nuclei.pt"
     export_gan(args.out / "gan_real.pt", bank, command="studies/gpu_real_priors.py", n_eval=32)
@@ -126,7 +126,7 @@ def main() -> int:
     print(f"glean runs done at {time.time() - t0:.0f} s, exit codes {codes}", flush=True)
     for name in GLEAN_RUNS:
         if (args.out / f"{name}.pt").exists():
-            _slim(args.out / f"{name}.pt", half=True)
+            _slim_glean(args.out / f"{name}.pt")
     with tarfile.open(args.out / "logs.tar.gz", "w:gz") as tf:
         for f in sorted(args.out.iterdir()):
             if f.suffix in (".png", ".jsonl", ".json"):
