@@ -112,16 +112,16 @@ def matrix(size: int, steps: int, write: bool) -> None:
 def ab(images: list[str]) -> None:
     from dip_bench import dip_params, make_case, metrics, run_dip
 
-    ramp = dip.AVG_RAMP
+    ramp = dip.fit.AVG_RAMP
     print("image | average | PSNR | chosen step | stopped at")
     for name in images:
         case = make_case(name, "denoise", 256)
         for label, value in (("ramped", ramp), ("plain EMA", 0.0)):
-            dip.AVG_RAMP = value
+            dip.fit.AVG_RAMP = value
             out, info = run_dip(case, dip_params(case, "fast", None))
             ps = metrics(out, case.clean, case.channel_axis)["psnr"]
             print(f"{name} | {label} | {ps:.3f} | {info['chosen']} | {info['steps']}", flush=True)
-    dip.AVG_RAMP = ramp
+    dip.fit.AVG_RAMP = ramp
 
 
 def main() -> None:

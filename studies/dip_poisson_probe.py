@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     avg: dict[int, float] = {}
     var: list[float | None] = []
 
-    class Window(dip._MovingWindow):
+    class Window(dip.MovingWindow):
         def push(self, x: Any) -> None:  # x: (C, H, W) raw iterate, normalised
             super().push(x)
             var.append(float(self.variance_map().mean()) if self.full else None)
@@ -66,13 +66,13 @@ def main(argv: list[str] | None = None) -> None:
         "uncertainty": True,  # keeps the moving window without stopping
         "preview_every": 10,
     }
-    orig = dip._MovingWindow
-    dip._MovingWindow = Window
+    orig = dip.fit.MovingWindow
+    dip.fit.MovingWindow = Window
     t0 = time.perf_counter()
     try:
         drive(dip.run(noisy, params, device="cpu"), on_progress)
     finally:
-        dip._MovingWindow = orig
+        dip.fit.MovingWindow = orig
     print(f"reg {args.reg}, photons {args.photons:g}, seed {args.seed}: {time.perf_counter() - t0:.0f} s")
     print("| step | raw iterate (dB) | average (dB) |\n|---|---|---|")
     for s in range(100, args.steps + 1, 100):

@@ -74,7 +74,7 @@ def record(image: str, task: str, steps: int, size: int = 256) -> dict[str, Any]
     }
     step = {"n": 0}
 
-    class Window(dip._MovingWindow):
+    class Window(dip.MovingWindow):
         def push(self, x: Any) -> None:  # x: (C, H, W) raw iterate, normalised
             super().push(x)
             step["n"] += 1
@@ -110,12 +110,12 @@ def record(image: str, task: str, steps: int, size: int = 256) -> dict[str, Any]
         name: round(metrics(out, case.clean, case.channel_axis)["psnr"], 3)
         for name, out, _ in classical_methods(case)
     }
-    orig = dip._MovingWindow
-    dip._MovingWindow = Window
+    orig = dip.fit.MovingWindow
+    dip.fit.MovingWindow = Window
     try:
         res = drive(dip.run(case.inp, params, device="cpu"), on_progress)
     finally:
-        dip._MovingWindow = orig
+        dip.fit.MovingWindow = orig
     cfg = res.metadata["config"]
     return {
         "image": image,
@@ -275,7 +275,7 @@ def engine_rule(tr: dict[str, Any], white: float | None = None, overfit: float |
     ``dip.AUTO_WHITENESS``, or its whitened size below ``dip.AUTO_OVERFIT``, from step 100 on."""
     white = dip.AUTO_WHITENESS if white is None else white
     overfit = dip.AUTO_OVERFIT if overfit is None else overfit
-    start, k = max(dip._WHITENESS_START, dip._WHITENESS_SMOOTH), dip._WHITENESS_SMOOTH
+    start, k = max(dip.stopping.WHITENESS_START, dip.stopping.WHITENESS_SMOOTH), dip.stopping.WHITENESS_SMOOTH
     by_white = first_below(_moving_mean(tr["rho"], k), white, start)
     by_size = first_below(_moving_mean(whitened(tr), k), overfit, start)
     return min(by_white, by_size, len(tr["rho"]))

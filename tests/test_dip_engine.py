@@ -261,8 +261,8 @@ def test_auto_stopping_stops_on_a_slow_plateau(smooth_image, monkeypatch):
         calls["n"] += 1
         return torch.full((1, 4, 4), 1e-3 * (1 - 2e-4) ** calls["n"])
 
-    monkeypatch.setattr(dip._MovingWindow, "variance_map", slowly_falling)
-    monkeypatch.setattr(dip, "AUTO_WHITENESS", None)  # ES-WMV, as for inpainting and SR
+    monkeypatch.setattr(dip.MovingWindow, "variance_map", slowly_falling)
+    monkeypatch.setattr(dip.stopping, "AUTO_WHITENESS", None)  # ES-WMV, as for inpainting and SR
     params = {**TINY, "iterations": "auto", "auto_window": 5, "auto_patience": 20}
     res = drive(dip.run(smooth_image, params, device="cpu"))
     (stopped,), (chosen,) = res.metadata["stopped_at"], res.metadata["chosen_step"]
@@ -271,19 +271,21 @@ def test_auto_stopping_stops_on_a_slow_plateau(smooth_image, monkeypatch):
 
 
 def test_auto_stopping_when_denoising_waits_for_a_white_residual(smooth_image, monkeypatch):
-    """Denoising stops at the first step (from _WHITENESS_START on) where the residual's lag-1
+    """Denoising stops at the first step (from WHITENESS_START on) where the residual's lag-1
     autocorrelation is below AUTO_WHITENESS; other tasks keep ES-WMV."""
     noisy = (smooth_image + np.random.default_rng(0).normal(0, 0.1, smooth_image.shape)).astype(np.float32)
-    monkeypatch.setattr(dip, "_WHITENESS_SMOOTH", 1)
-    monkeypatch.setattr(dip, "_WHITENESS_START", 7)
+    monkeypatch.setattr(dip.stopping, "WHITENESS_SMOOTH", 1)
+    monkeypatch.setattr(dip.stopping, "WHITENESS_START", 7)
     params = {**TINY, "iterations": "auto", "auto_window": 5, "auto_patience": 10}
     seen: list[float] = []
     real = dip.residual_correlation
-    monkeypatch.setattr(dip, "residual_correlation", lambda r: seen.append(float(real(r))) or real(r))
+    monkeypatch.setattr(
+        dip.stopping, "residual_correlation", lambda r: seen.append(float(real(r))) or real(r)
+    )
 
     def stop(level, overfit):
-        monkeypatch.setattr(dip, "AUTO_WHITENESS", level)
-        monkeypatch.setattr(dip, "AUTO_OVERFIT", overfit)
+        monkeypatch.setattr(dip.stopping, "AUTO_WHITENESS", level)
+        monkeypatch.setattr(dip.stopping, "AUTO_OVERFIT", overfit)
         res = drive(dip.run(noisy, params, device="cpu"))
         assert res.metadata["config"]["auto_whiteness"] == level
         assert res.metadata["config"]["auto_overfit"] == overfit
@@ -294,11 +296,11 @@ def test_auto_stopping_when_denoising_waits_for_a_white_residual(smooth_image, m
     # a level between the correlations seen (same seed, same sequence): the first step from 7 on
     # below it, not before
     seen.clear()
-    monkeypatch.setattr(dip, "_WHITENESS_START", 30)
+    monkeypatch.setattr(dip.stopping, "WHITENESS_START", 30)
     assert stop(1e9, -1.0) == [30]
     level = min(seen[6:20]) + 1e-9
     first = next(n for n, rho in enumerate(seen, 1) if n >= 7 and rho < level)
-    monkeypatch.setattr(dip, "_WHITENESS_START", 7)
+    monkeypatch.setattr(dip.stopping, "WHITENESS_START", 7)
     assert stop(level, -1.0) == [first] and 7 <= first <= 20
     # only denoising watches the residual
     mask = np.zeros(noisy.shape, np.uint8)
@@ -327,7 +329,7 @@ def test_automatic_stopping_waits_until_the_fit_reaches_a_textured_image(monkeyp
     residuals: list[float] = []
     real = dip.residual_correlation
     monkeypatch.setattr(
-        dip, "residual_correlation", lambda r: residuals.append(float((r * r).mean())) or real(r)
+        dip.stopping, "residual_correlation", lambda r: residuals.append(float((r * r).mean())) or real(r)
     )
     auto = drive(dip.run(noisy, {**params, "iterations": "auto", "preview_every": 0}, device="cpu"))
     (stopped,) = auto.metadata["stopped_at"]
@@ -419,10 +421,10 @@ def test_tiled_fit_has_no_seams_and_keeps_layers():
 
 
 def test_moving_window_variance_matches_a_direct_computation():
-    from napari_genprior.engines.dip import _MovingWindow
+    from napari_genprior.engines.dip import MovingWindow
 
     xs = torch.rand(37, 2, 5, 4)
-    win = _MovingWindow(10)
+    win = MovingWindow(10)
     for k, x in enumerate(xs):
         win.push(x)
         if k in (3, 9, 36):  # part-filled, just full, after many evictions
@@ -578,6 +580,6 @@ def test_a_short_run_on_a_dark_16_bit_image_is_no_worse_than_its_input(model, mo
     assert psnr(clean, out, data_range=rng) > noisy_psnr
     assert fit(100).mean() == pytest.approx(clean.mean(), rel=0.03)
     # the plain EMA of before (no ramp): after 100 steps brighter than the truth, worse than the input
-    monkeypatch.setattr(dip, "AVG_RAMP", 0.0)
+    monkeypatch.setattr(dip.fit, "AVG_RAMP", 0.0)
     plain = fit(100)
     assert plain.mean() > 1.05 * clean.mean() and psnr(clean, plain, data_range=rng) < noisy_psnr
