@@ -22,6 +22,7 @@ from .params import (
     CONVERGED_STEPS,
     DEFAULT_TILE,
     OVERRIDABLE,
+    POISSON_REG_SIGMA,
     DIPParams,
     preset_iterations,
     resolve_config,
@@ -116,10 +117,14 @@ def _noise_settings(
         for plane in planes:
             ab = [estimate_poisson_gaussian(ch_) for ch_ in plane]
             noise_est.append((float(np.mean([a for a, _ in ab])), float(np.mean([b for _, b in ab]))))
-    if cfg["reg_noise"] is None:  # paper: 1/30 at σ = 25/255, 1/20 at σ = 50/255
+    if cfg["reg_noise"] is None:
         sigma = math.sqrt(np.median([a * float(planes.mean()) + b for a, b in noise_est]))
         low, high = cfg["denoise_reg"]
-        cfg["reg_noise"] = high if sigma > 37.5 / 255 else low
+        if "poisson_reg" in cfg:  # follows the noise level, at most poisson_reg (fast, photon counts)
+            cap = cfg["poisson_reg"]
+            cfg["reg_noise"] = min(cap, max(low, cap * sigma / POISSON_REG_SIGMA))
+        else:  # paper: 1/30 at σ = 25/255, 1/20 at σ = 50/255
+            cfg["reg_noise"] = high if sigma > 37.5 / 255 else low
         cfg["noise_sigma_estimate"] = round(sigma, 5)
     n = len(planes)
     if p.task == "denoise" and p.noise_model == "poisson-gaussian":

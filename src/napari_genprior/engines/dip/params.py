@@ -50,7 +50,8 @@ _FAST: dict[str, dict[str, Any]] = {
     "denoise": {
         "auto_patience": 200,
         # Poisson–Gaussian NLL weights dark pixels heavily, so the fit reaches their noise sooner
-        # and needs more input perturbation than Gaussian data
+        # and needs more input perturbation than Gaussian data: this much at the noise level
+        # POISSON_REG_SIGMA, proportionally less on cleaner data (never below denoise_reg's low end)
         "poisson_reg": 0.05,
         "iterations": 1800,  # the cap that keeps fast at a tenth of the paper's time
     },
@@ -85,6 +86,10 @@ OVERRIDABLE = (
     "backtrack",
     "precision",
 )
+#: The noise level (std of the normalised image at its mean, estimated) at which ``fast``'s
+#: Poisson–Gaussian input perturbation ``poisson_reg`` was chosen: the benchmark's fluorescence
+#: image (docs/dip.md, "Presets and time"). Cleaner data get proportionally less (docs/notes/dip_16bit_probe.md).
+POISSON_REG_SIGMA = 0.04
 #: Default tile side (output pixels): bounds the peak memory of large planes (docs/dip.md,
 #: "Large images")
 DEFAULT_TILE = 512
@@ -185,9 +190,8 @@ def resolve_config(p: DIPParams) -> dict[str, Any]:
         its = _FAST_SR_ITERATIONS if p.preset == "fast" else _SR_ITERATIONS
         cfg["iterations"] = cfg["iterations"] or its[p.scale]
         cfg["reg_noise"] = cfg["reg_noise"] if cfg["reg_noise"] is not None else _SR_REG_NOISE[p.scale]
-    poisson_reg = cfg.pop("poisson_reg", None)
-    if p.task == "denoise" and p.noise_model == "poisson-gaussian" and poisson_reg is not None:
-        cfg["reg_noise"] = poisson_reg
+    if p.task != "denoise" or p.noise_model != "poisson-gaussian":
+        cfg.pop("poisson_reg", None)
     for key in OVERRIDABLE:
         value = getattr(p, key)
         if value is not None and not (key == "iterations" and value == "auto"):
