@@ -69,6 +69,22 @@ def test_held_out_crops_come_from_held_out_planes_only():
     assert np.array_equal(crops, real.held_out_crops("nuclei", 32, 4, seed=0))
 
 
+def test_training_crops_for_the_noise_floor_are_drawn_as_the_held_out_ones():
+    """The SWD noise floor (real vs real) compares held-out crops with training crops drawn by the
+    same rule: native scale, from the training planes only, each brighter than its plane's median;
+    a prior's samples are held to that rule by the training planes' mean median."""
+    crops = real.content_crops("nuclei", "train", 32, 6, seed=0)
+    train = real.real_planes("nuclei", "train")
+    held = real.real_planes("nuclei", "held_out")
+    for c in crops:
+        plane = next(p for p in train if _contains(p, c))
+        assert c.mean() > np.median(plane)
+        assert not any(_contains(p, c) for p in held)
+    thr = real.content_threshold("nuclei")
+    assert thr == pytest.approx(np.mean([np.median(p) for p in train]))
+    assert 0.0 < thr < float(np.mean(crops))
+
+
 def _contains(plane: np.ndarray, crop: np.ndarray) -> bool:
     k = crop.shape[0]
     hits = np.argwhere(plane[: plane.shape[0] - k + 1, : plane.shape[1] - k + 1] == crop[0, 0])

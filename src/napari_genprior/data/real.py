@@ -48,6 +48,8 @@ __all__ = [
     "TEXTURES",
     "TextureAlbedoSampler",
     "bio_sample_file",
+    "content_crops",
+    "content_threshold",
     "held_out_crops",
     "held_out_set",
     "is_real_data",
@@ -307,7 +309,13 @@ def held_out_crops(source: str, size: int, n: int, seed: int = 0) -> np.ndarray:
     """``n`` fixed crops ``(n, size, size)`` float32 in ``[0, 1]`` of ``source``'s held-out planes at
     their native scale (no augmentation), each with a nucleus-bearing content (mean above the
     plane's median): the evaluation set every benchmark shares."""
-    planes = real_planes(source, "held_out")
+    return content_crops(source, "held_out", size, n, seed)
+
+
+def content_crops(source: str, split: str, size: int, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` crops ``(n, size, size)`` float32 in ``[0, 1]`` of ``source``'s ``split`` planes, drawn
+    as :func:`held_out_crops` draws its own: native scale, mean above the plane's median."""
+    planes = real_planes(source, split)
     rng = np.random.default_rng(seed)
     out: list[np.ndarray] = []
     tries = 0
@@ -319,3 +327,9 @@ def held_out_crops(source: str, size: int, n: int, seed: int = 0) -> np.ndarray:
         if c.mean() > np.median(p):
             out.append(c.copy())
     return np.stack(out).astype(np.float32)
+
+
+def content_threshold(source: str, split: str = "train") -> float:
+    """The content rule of :func:`content_crops` for images that were not cut from a plane (a
+    prior's samples): the mean of the ``split`` planes' medians, in the same ``[0, 1]`` units."""
+    return float(np.mean([np.median(p) for p in real_planes(source, split)]))

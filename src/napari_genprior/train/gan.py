@@ -18,7 +18,15 @@ import torch
 import torch.nn.functional as F
 
 from ..data.generators import DOMAINS, EVAL_SEED_START
-from ..data.real import REAL_DATA, TEXTURES, held_out_set, is_real_data, real_sampler
+from ..data.real import (
+    REAL_DATA,
+    TEXTURES,
+    content_crops,
+    content_threshold,
+    held_out_set,
+    is_real_data,
+    real_sampler,
+)
 from ..models import gan_use, portable_command
 from ..nets.stylegan2 import Discriminator, Generator, NoiseInjection, discriminator_config, tapered_channels
 
@@ -339,6 +347,32 @@ def _synthetic_counterpart(data: str, size: int) -> str | None:
     return None
 
 
+def _samples_like_held_out(gen: torch.nn.Module, n: int, threshold: float | None) -> tuple[np.ndarray, float]:
+    """``n`` samples of ``gen`` (seed 0, then 1, …) and the fraction drawn that was kept: with a
+    ``threshold``, only samples whose mean is above it (the held-out crops' content rule); at most
+    16 rounds of ``n``, then the best-scoring rest fills up."""
+    from ..engines.prior import sample_prior
+
+    if threshold is None:
+        return sample_prior(gen, n, seed=0), 1.0
+    kept: list[np.ndarray] = []
+    rest: list[np.ndarray] = []
+    drawn = 0
+    for seed in range(16):
+        x = sample_prior(gen, n, seed=seed)
+        drawn += len(x)
+        means = x.reshape(len(x), -1).mean(1)
+        kept += list(x[means > threshold])
+        rest += list(x[means <= threshold])
+        if len(kept) >= n:
+            break
+    frac = round(len(kept) / drawn, 3)
+    if len(kept) < n:
+        rest.sort(key=lambda a: -float(a.mean()))
+        kept += rest[: n - len(kept)]
+    return np.stack(kept[:n]), frac
+
+
 def _real_sets(cfg: GanConfig, n: int) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(held-out reals, training reals or None, description), ``(N, S, S[, C])`` in ``[0, 1]``."""
     if cfg.data == "real-textures":
@@ -352,13 +386,15 @@ def _real_sets(cfg: GanConfig, n: int) -> tuple[np.ndarray, np.ndarray | None, s
         )
         return held, train, desc
     if is_real_data(cfg.data):
-        # the nuclei held-out planes: the evaluation set of every real-data benchmark
+        # the nuclei held-out planes: the evaluation set of every real-data benchmark; the noise
+        # floor from training planes drawn by the same rule (native scale, nucleus-bearing)
         held = held_out_set(cfg.data, cfg.size, n, seed=0)
-        plain = real_sampler(cfg.data, cfg.size, scale=(1.0, 1.0), intensity=(1.0, 1.0), gamma=(1.0, 1.0))
-        train = plain.sample(n, np.random.default_rng(0)).numpy()[:, 0]
+        train = content_crops("nuclei", "train", cfg.size, n, seed=0)
         desc = (
-            f"{n} crops of {cfg.size}² from the held-out real nuclei planes (data.real.SPLIT), native scale; "
-            f"real_vs_real: {n} native-scale crops of the training planes of {cfg.data}"
+            f"{n} crops of {cfg.size}² from the held-out real nuclei planes (data.real.SPLIT), native scale, "
+            "mean above their plane's median; real_vs_real: as many crops of the nuclei training planes drawn "
+            "by the same rule; the priors' samples kept by the same rule (mean above the training planes' "
+            "mean median, data.real.content_threshold)"
         )
         return held, train, desc
     if cfg.data in DOMAINS:
@@ -415,7 +451,9 @@ def export_gan(
     torch.save(bundle, out)
     gen = load_prior(out)  # evaluate exactly what is shipped (float16 weights)
     held, train, desc = _real_sets(cfg, n_eval)
-    fake = sample_prior(gen, len(held), seed=0)
+    # real nuclei sets: held-out crops show nuclei, so the samples scored must too
+    thr = content_threshold("nuclei") if is_real_data(cfg.data) and cfg.data != "real-textures" else None
+    fake, kept = _samples_like_held_out(gen, len(held), thr)
     fidelity = {
         "prior": swd(held, fake),
         "baseline_blurred_noise": swd(held, blurred_noise(held, len(held), seed=1)),
@@ -426,7 +464,8 @@ def export_gan(
     if synthetic is not None:
         # the prior this one replaces, scored on the same held-out patches
         synth = load_prior(synthetic)
-        fidelity["synthetic_prior"] = swd(held, sample_prior(synth, len(held), seed=0))
+        synth_x, synth_kept = _samples_like_held_out(synth, len(held), thr)
+        fidelity["synthetic_prior"] = swd(held, synth_x)
     # interior: a frame artefact shared by all samples counts only in the whole-image figure
     inner = cfg.size // 8
     layout = {
@@ -482,6 +521,11 @@ def export_gan(
             "mean": {k: v["mean"] for k, v in fidelity.items()},
             "swd_levels": fidelity,
             "layout_correlation": layout,
+            **(
+                {"samples_kept_by_content_rule": {"prior": kept, "synthetic_prior": synth_kept}}
+                if thr is not None and synthetic is not None
+                else {}
+            ),
         },
         "evaluation": f"SWD ×1000 of 7×7 Laplacian-pyramid patches (smaller is closer) against {desc}; "
         f"{len(held)} samples of the prior (seed 0, no truncation, stored float16 weights). "
