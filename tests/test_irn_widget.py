@@ -137,3 +137,36 @@ def test_down_by_default_adds_the_lr_over_the_input(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
     assert [lay.name for lay in viewer.layers] == ["img", "img_irn_lr"]
     assert viewer.layers["img_irn_lr"].data.shape == (16, 16)
+
+
+def test_an_lr_saved_from_napari_keeps_its_record_for_up(make_napari_viewer, qtbot, ckpt, tmp_path):
+    """napari's own TIFF writer drops layer.metadata; the plugin's writer keeps IRN's record in the
+    TIFF description, its reader gives it back, and ``up`` (widget and CLI) restores from it."""
+    from napari_genprior._napari.files import get_reader
+    from napari_genprior._napari.irn_widget import irn_inputs
+    from napari_genprior.io import read_metadata, write_image
+
+    viewer = make_napari_viewer()
+    widget = IrnWidget(viewer)
+    data = (np.random.default_rng(0).random((40, 30)) * 3000 + 100).astype(np.uint16)
+    widget.image.value = viewer.add_image(data, name="cells")
+    widget.weights.value = str(ckpt)
+    assert widget.mode.value == "down" and widget.run()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    lr = viewer.layers["cells_irn_lr"]
+    record = dict(lr.metadata["irn"])
+
+    path = tmp_path / "cells_lr.tif"
+    viewer.layers.selection = {lr}
+    saved = viewer.layers.save(str(path), selected=True, plugin="napari-genprior")
+    assert saved == [str(path)] and read_metadata(path)["irn"] == record
+    (reopened,) = viewer.open(str(path), plugin="napari-genprior")
+    np.testing.assert_array_equal(reopened.data, lr.data)
+    assert reopened.metadata["irn"] == record
+    _, p = irn_inputs(reopened, "up", scale=2)
+    assert p["hr_shape"] == (40, 30) and p["value_range"] == tuple(record["value_range"])
+
+    plain = tmp_path / "plain.tif"
+    write_image(plain, data)
+    assert get_reader(str(plain)) is None  # a TIFF without a record is left to napari's reader
+    assert get_reader(str(path)) is not None
