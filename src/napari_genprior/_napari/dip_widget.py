@@ -18,7 +18,9 @@ from .runner import (
     ImageChoices,
     RunControls,
     device_box,
+    full_resolution,
     image_layer,
+    layer_array,
     run_button,
     status_label,
 )
@@ -97,12 +99,8 @@ def dip_inputs(
     **params: Any,
 ) -> DipInputs:
     """Check the widget's choices and turn layers into engine inputs. Raises :class:`InputError`."""
-    image = image_layer(
-        image,
-        "DIP restores one resolution; add the level you want as its own layer, e.g. "
-        "viewer.add_image(layer.data[1])",
-    )
-    data = np.asarray(image.data)
+    image = image_layer(image)
+    data = layer_array(image)
     if image.rgb:
         channel_axis: int | None = -1
     elif channels_first:
@@ -274,8 +272,8 @@ class DipWidget(RunControls, ImageChoices, Container):
     def _on_image(self, _v: Any = None) -> None:
         """Pick the noise model that fits the newly selected image (the user can still change it)."""
         layer = self.image.value
-        if isinstance(layer, Image) and not layer.multiscale:
-            model, _why = dip.guess_noise_model(layer.data, layer.metadata)
+        if isinstance(layer, Image):
+            model, _why = dip.guess_noise_model(full_resolution(layer), layer.metadata)
             self.noise.value = model
 
     def _update_iterations_text(self, _v: Any = None) -> None:

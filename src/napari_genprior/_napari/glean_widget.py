@@ -18,6 +18,7 @@ from .runner import (
     RunControls,
     device_box,
     image_layer,
+    layer_array,
     run_button,
     status_label,
 )
@@ -33,7 +34,7 @@ EXPLAIN = (
 def glean_inputs(layer: Any, **params: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Check the widget's layer choice; ``(data, engine params)``. Raises :class:`InputError`."""
     layer = image_layer(layer)
-    return np.asarray(layer.data), {"channel_axis": -1 if layer.rgb else None, **params}
+    return layer_array(layer), {"channel_axis": -1 if layer.rgb else None, **params}
 
 
 class GleanWidget(RunControls, ImageChoices, Container):

@@ -18,6 +18,7 @@ from .runner import (
     RunControls,
     device_box,
     image_layer,
+    layer_array,
     run_button,
     status_label,
 )
@@ -39,9 +40,10 @@ def irn_inputs(layer: Any, mode: str, **params: Any) -> tuple[np.ndarray, dict[s
     metadata (``irn``) are passed on, and the scale must match the one ``down`` used.
     """
     layer = image_layer(layer)
+    data = layer_array(layer)
     p: dict[str, Any] = {"mode": mode, "channel_axis": -1 if layer.rgb else None, **params}
     if mode == "up":
-        spatial = np.shape(layer.data)[-3:-1] if layer.rgb else np.shape(layer.data)[-2:]
+        spatial = data.shape[-3:-1] if layer.rgb else data.shape[-2:]
         stored = irn.up_record((layer.metadata or {}).get("irn"), spatial)
         if not stored:
             show_warning(
@@ -56,7 +58,7 @@ def irn_inputs(layer: Any, mode: str, **params: Any) -> tuple[np.ndarray, dict[s
                 )
             p["value_range"] = tuple(stored["value_range"])
             p["hr_shape"] = tuple(stored["hr_shape"])
-    return np.asarray(layer.data), p
+    return data, p
 
 
 class IrnWidget(RunControls, ImageChoices, Container):

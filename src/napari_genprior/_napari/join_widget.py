@@ -20,7 +20,9 @@ from .runner import (
     RunControls,
     _duration,
     device_box,
+    full_resolution,
     image_layer,
+    layer_array,
     run_button,
     status_label,
 )
@@ -51,7 +53,7 @@ EXPLAIN = {
 def join_inputs(layer: Any, **params: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Check the widget's layer choice; ``(data, engine params)``. Raises :class:`InputError`."""
     layer = image_layer(layer)
-    return np.asarray(layer.data), {"channel_axis": -1 if layer.rgb else None, **params}
+    return layer_array(layer), {"channel_axis": -1 if layer.rgb else None, **params}
 
 
 class JoinWidget(RunControls, ImageChoices, Container):
@@ -244,11 +246,11 @@ class JoinWidget(RunControls, ImageChoices, Container):
     def estimate(self) -> str:
         """A rough time estimate for the current image and settings (empty when there is none)."""
         layer = self.image.value
-        if layer is None or getattr(layer, "multiscale", False):
+        if layer is None:
             return ""
         params = {**self.params(), "channel_axis": -1 if layer.rgb else None}
         try:
-            n_tiles, tile = join.tiles_for(layer.data, params)
+            n_tiles, tile = join.tiles_for(full_resolution(layer), params)
         except (InputError, ValueError, KeyError):  # the run will say what is wrong
             return ""
         if n_tiles == 0:

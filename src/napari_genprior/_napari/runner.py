@@ -82,24 +82,46 @@ def status_label() -> Label:
     return label
 
 
-def image_layer(layer: Any, multiscale_hint: str = "") -> Image:
-    """``layer`` if it is a single-resolution Image layer; else :class:`InputError` saying what to
-    choose instead. ``multiscale_hint`` is said after the multiscale refusal."""
+#: The most pixels (all planes and channels) of the full-resolution level that a multiscale
+#: (pyramid) layer may hand an engine: the engines take whole arrays, and this keeps the input and
+#: its float copies within a few GiB.
+MAX_MULTISCALE_PIXELS = 128 * 1024**2
+
+
+def image_layer(layer: Any) -> Image:
+    """``layer`` if it is an Image layer (multiscale included: :func:`layer_array` takes its
+    full-resolution level); else :class:`InputError` saying what to choose instead."""
     if layer is None:
         raise InputError("no image selected: open an image (File ▸ Open, or File ▸ Open Sample)")
     if isinstance(layer, Labels):
         raise InputError(f"{layer.name!r} is a Labels layer: choose an Image layer")
     if not isinstance(layer, Image):
         raise InputError(f"{getattr(layer, 'name', layer)!r} is not an Image layer: choose an Image layer")
-    if layer.multiscale:
-        raise InputError(
-            f"{layer.name!r} is a multiscale (pyramid) layer: "
-            + (
-                multiscale_hint
-                or "add the level you want as its own layer, e.g. viewer.add_image(layer.data[1])"
-            )
-        )
     return layer
+
+
+def full_resolution(layer: Image) -> Any:
+    """The array-like an engine works on: the layer's data, or a multiscale layer's level 0 (not
+    loaded)."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def layer_array(layer: Image) -> np.ndarray:
+    """The pixels an engine restores, as numpy: the layer's data, or a multiscale (pyramid)
+    layer's full-resolution level, the one its scale and translate describe. A level larger than
+    :data:`MAX_MULTISCALE_PIXELS` raises :class:`InputError` before anything is loaded."""
+    if not layer.multiscale:
+        return np.asarray(layer.data)
+    level = layer.data[0]
+    n = int(np.prod(level.shape))
+    if n > MAX_MULTISCALE_PIXELS:
+        shape = " × ".join(str(int(s)) for s in level.shape)
+        raise InputError(
+            f"{layer.name!r} is a multiscale layer whose full resolution is {shape} "
+            f"({n / 1e6:.0f} Mpixel, more than {MAX_MULTISCALE_PIXELS / 1e6:.0f}): add a region as its own "
+            "layer, e.g. viewer.add_image(layer.data[0][..., :4096, :4096])"
+        )
+    return np.asarray(level)
 
 
 def result_layers(result: Result, source: Image) -> list[Layer]:
