@@ -406,3 +406,71 @@ def test_readme_quotes_the_irn_cards():
         mean = card(name)["metrics"]["mean"]
         gains.append(f"+{mean['irn_psnr_tau0'] - mean['bicubic_psnr']:.1f}")
     assert f"round trip {gains[0]} / {gains[1]} dB over bicubic" in readme
+
+
+#: every engine command and the options it needs besides input and output
+ENGINE_ARGV = {
+    "dip denoise": [],
+    "dip inpaint": ["--mask", "{mask}"],
+    "dip sr": [],
+    "irn down": [],
+    "irn up": [],
+    "irn roundtrip": [],
+    "glean": [],
+    "join": [],
+}
+#: bad input or output → what the one line must say; the output is a file for every command but
+#: join, which writes a folder
+BAD_INPUT = {
+    "missing input": ("{tmp}/missing.tif", "{out}", "no such file"),
+    "corrupt TIFF": ("{corrupt}", "{out}", "not a readable TIFF file"),
+    "text as PNG": ("{text}", "{out}", "not a readable PNG file"),
+    "5-D image": ("{five}", "{out}", "at most 4-D"),
+    "NaN image": ("{nan}", "{out}", "NaN"),
+    "output under a file": ("{good}", "{good}/sub/out.tif", "is a file, not a folder"),
+    "output under /proc": ("{good}", "/proc/genprior-test/out.tif", "new files cannot be made in /proc"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_INPUT))
+@pytest.mark.parametrize("command", list(ENGINE_ARGV))
+def test_every_engine_command_refuses_bad_input_in_one_line_before_any_work(
+    command, bad, tmp_path, monkeypatch, capsys
+):
+    """The shared CLI path checks input and output for every engine command: exit 2, one line that
+    says what is wrong, and no engine called, nothing written."""
+    from napari_genprior.engines import dip, glean, irn, join
+
+    def no_work(*_a, **_k):
+        raise AssertionError("the engine was called although the input or output is bad")
+
+    for engine in (dip, glean, irn, join):
+        monkeypatch.setattr(engine, "run", no_work)
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(good, np.full((32, 32), 500, np.uint16))
+    tifffile.imwrite(tmp_path / "mask.tif", np.ones((32, 32), np.uint8))
+    tifffile.imwrite(tmp_path / "five.tif", np.zeros((2, 2, 2, 16, 16), np.uint8))
+    tifffile.imwrite(tmp_path / "nan.tif", np.full((16, 16), np.nan, np.float32))
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "corrupt.tif").write_bytes(b"II*\x00" + b"garbage!" * 16)
+    out = str(tmp_path / ("out" if command == "join" else "out.tif"))
+    subs = {
+        "tmp": str(tmp_path),
+        "good": str(good),
+        "mask": str(tmp_path / "mask.tif"),
+        "five": str(tmp_path / "five.tif"),
+        "nan": str(tmp_path / "nan.tif"),
+        "text": str(tmp_path / "notes.png"),
+        "corrupt": str(tmp_path / "corrupt.tif"),
+        "out": out,
+    }
+    inp, output, match = BAD_INPUT[bad]
+    if command == "join":
+        output = output.removesuffix(".tif")
+    argv = [*command.split(), inp, "-o", output, *ENGINE_ARGV[command], "--quiet"]
+    argv = [a.format(**subs) for a in argv]
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2, (argv, err)
+    assert len(err) == 1 and err[0].startswith("napari-genprior: error:") and match in err[0], (argv, err)
+    assert not Path(out).exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .imaging import check_image
 
 __all__ = [
     "atomic_path",
@@ -49,9 +50,18 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a TIFF, PNG or JPEG file into a numpy array with the file's own dtype."""
-    path = Path(path)
+def read_image(path: str | Path, check: bool = True) -> np.ndarray:
+    """Read a TIFF, PNG or JPEG file into a numpy array with the file's own dtype.
+
+    With ``check`` (every engine command's input, mask and reference), an array no engine can use
+    (not numeric, empty, over 4-D, NaN or infinite values) is refused here, in one line naming the
+    file, before any work starts (:func:`napari_genprior.imaging.check_image`).
+    """
+    data = _read(Path(path))
+    return check_image(data, Path(path).name) if check else data
+
+
+def _read(path: Path) -> np.ndarray:
     suffix = _suffix(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")

@@ -71,7 +71,7 @@ def get_reader(path: str | list[str]) -> Callable[[str], list[tuple]] | None:
 
 
 def _read(path: str) -> list[tuple]:
-    data = read_image(path)
+    data = read_image(path, check=False)  # napari shows any array; the widgets check what they run on
     meta = read_metadata(path)
     rgb = data.ndim >= 3 and data.shape[-1] in (3, 4) and data.dtype == np.uint8
     return [(data, {"name": Path(path).stem, "metadata": meta, "rgb": rgb}, "image")]
