@@ -7,7 +7,8 @@ automatic stopping), BM3D and Noise2Void, side by side on the same noisy images.
     python -m benchmarks.denoise_peers --reuse --logged-only # rebuild the table from the log
 
 Cases (256², none of them tuned on):
-- photographs with Gaussian noise σ = 25 (8-bit, seed 0): the report half of
+- 8-bit images (photographs, a phase-contrast cell, a stained tissue section) with Gaussian noise
+  σ = 25 (seed 0): the report half of
   studies/dip_stop_study.py (its tuning half chose DIP's stopping rule);
 - real microscopy (``napari_genprior.data.real``, held-out split) through a simulated camera:
   offset 200, gain 8, read noise 30 ADU (uint16). ``nuclei-z32``: the confocal nuclei plane z = 32
@@ -272,7 +273,7 @@ def report(rows: list[dict[str, Any]], cases: list[str]) -> str:
         if not got:
             continue
         first = got[0]
-        kind = "real, held out; camera" if name in MICRO else "photograph, σ = 25"
+        kind = "real, held out; camera" if name in MICRO else "8-bit image, σ = 25"
         for r in got:
             table.append(
                 [

@@ -1,5 +1,5 @@
 """Tables generated from their one source: the bundled models' cards (``src/napari_genprior/models/
-*.json``). Each table sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in the file it
+*.json``) and benchmark result logs (``benchmarks/results/*.jsonl``). Each table sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in the file it
 belongs to; ``tests/test_docs_tables.py`` fails when a file's table differs from what this script
 writes, so no number is typed in twice.
 
@@ -10,6 +10,7 @@ writes, so no number is typed in twice.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -73,8 +74,59 @@ def models_table() -> str:
     return "\n".join(rows)
 
 
+PEERS_LOG = ROOT / "benchmarks" / "results" / "denoise_peers.jsonl"
+DIP_LABEL = "DIP fast, auto-stop"
+
+
+def denoise_peers_table() -> str:
+    """DIP against BM3D and Noise2Void per case (the latest row of each case and method in
+    ``benchmarks/results/denoise_peers.jsonl``, written by ``python -m benchmarks.denoise_peers``)."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    if PEERS_LOG.exists():
+        for line in PEERS_LOG.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                latest[(r["case"], r["label"])] = r
+    rows = [
+        "| image (data) | noisy | DIP (default) | BM3D, true noise level | BM3D, estimated noise level "
+        "| Noise2Void | DIP − best peer | seconds: DIP · BM3D · N2V |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for case in dict.fromkeys(c for c, _ in latest):
+        d = latest.get((case, DIP_LABEL))
+        if d is None:
+            continue
+        peers = [r for (c, lab), r in latest.items() if c == case and lab != DIP_LABEL]
+        true = next(
+            (r for r in peers if r["label"].startswith("BM3D") and "estimated" not in r["label"]), None
+        )
+        est = next((r for r in peers if r["label"].startswith("BM3D") and "estimated" in r["label"]), None)
+        n2v = next((r for r in peers if r["label"].startswith("Noise2Void")), None)
+        best = max(peers, key=lambda r: r["psnr"]) if peers else None
+        micro = case.startswith(("nuclei", "timelapse"))
+
+        def cell(r: dict[str, Any] | None, key: str = "psnr", fmt: str = ".2f") -> str:
+            return "–" if r is None else format(r[key], fmt)
+
+        cells = [
+            f"{case} ({'real, held out, simulated camera' if micro else '8-bit image, σ = 25'})",
+            f"{d['noisy_psnr']:.2f}",
+            f"{d['psnr']:.2f}",
+            cell(true),
+            cell(est),
+            cell(n2v),
+            f"{d['psnr'] - best['psnr']:+.2f} dB ({best['label']})" if best else "–",
+            " · ".join(cell(r, "seconds", ".0f") for r in (d, true, n2v)),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 #: file → table name → generator
-TABLES = {ROOT / "README.md": {"models": models_table}}
+TABLES = {
+    ROOT / "README.md": {"models": models_table, "denoise_peers": denoise_peers_table},
+    ROOT / "docs" / "dip.md": {"denoise_peers": denoise_peers_table},
+}
 
 
 def render(text: str, name: str, body: str) -> str:
