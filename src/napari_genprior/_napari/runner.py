@@ -110,11 +110,9 @@ def layer_array(layer: Image) -> np.ndarray:
     """The pixels an engine restores, as numpy: the layer's data, or a multiscale (pyramid)
     layer's full-resolution level, the one its scale and translate describe. A level larger than
     :data:`MAX_MULTISCALE_PIXELS` raises :class:`InputError` before anything is loaded."""
-    if not layer.multiscale:
-        return np.asarray(layer.data)
-    level = layer.data[0]
+    level = full_resolution(layer)
     n = int(np.prod(level.shape))
-    if n > MAX_MULTISCALE_PIXELS:
+    if layer.multiscale and n > MAX_MULTISCALE_PIXELS:
         shape = " × ".join(str(int(s)) for s in level.shape)
         raise InputError(
             f"{layer.name!r} is a multiscale layer whose full resolution is {shape} "
