@@ -314,7 +314,8 @@ def _figures(intr: dict | None, flat: dict | None) -> None:
             )
         )
     if rows:
-        iio.imwrite(FIG_DIR / "join_flatfield.png", (np.concatenate(rows, 0) * 255).astype(np.uint8))
+        name = "join_flatfield_real.png" if SPECIMENS["source"] == "real" else "join_flatfield.png"
+        iio.imwrite(FIG_DIR / name, (np.concatenate(rows, 0) * 255).astype(np.uint8))
 
 
 def bench_times(repeats: int, log) -> str:
@@ -536,8 +537,7 @@ def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: st
     _record(args, "flat_real" if real else "flat", record)
     if args.quick or args.no_doc:
         return
-    if not real:  # the docs figure stays the synthetic one until a real-specimen figure is made
-        _figures(None, flat)
+    _figures(None, flat)  # join_flatfield.png, or join_flatfield_real.png for real specimens
     write_section(
         "join_bench_flat_real" if real else "join_bench_flat",
         (
