@@ -496,7 +496,7 @@ def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: st
         (f"single {args.large_size}² image", "large", "large_times"),
     ):
         for k, rows in flat[key].items():
-            if key == "large" and k == "basicpy":  # fails on any single image (row above)
+            if key == "large" and (k == "basicpy" or not args.large):  # none run, or fails (row above)
                 continue
             if not rows:
                 f_rows.append([kind, fnames[k], f"fails: {flat['failures'].get(key, '?')}", "–", "–", "–"])
