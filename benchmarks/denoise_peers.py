@@ -74,7 +74,6 @@ class Case:
     clean: np.ndarray  # the reference (float64 ADU for microscopy, uint8 for photographs)
     channel_axis: int | None
     kind: str  # "gaussian" (σ = 25, 8-bit) or "camera" (Poisson–Gaussian, uint16)
-    photons: float = 0.0
 
 
 def build_case(name: str, size: int = 256) -> Case:
@@ -92,7 +91,7 @@ def build_case(name: str, size: int = 256) -> Case:
     else:
         raise ValueError(f"unknown case {name!r}: choose from {', '.join(CASES)}")
     ideal, noisy = poisson_gaussian_noise(plane, photons=photons, gain=GAIN, offset=OFFSET, read_noise=READ)
-    return Case(name, noisy, ideal.astype(np.float64), None, "camera", photons)
+    return Case(name, noisy, ideal.astype(np.float64), None, "camera")
 
 
 def _norm(case: Case) -> tuple[np.ndarray, float, float]:

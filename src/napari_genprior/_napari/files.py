@@ -21,6 +21,8 @@ from ..io import TIFF, read_image, read_metadata, write_image
 
 #: metadata keys that mark a record written by this plugin (a result's engine, IRN's down record)
 RECORD_KEYS = ("engine", "irn")
+#: what :func:`_json_safe` returns for a value JSON cannot hold (left out of the record)
+_DROP = object()
 
 
 def _json_safe(value: Any) -> Any:
@@ -41,9 +43,6 @@ def _json_safe(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return _DROP
-
-
-_DROP = object()
 
 
 def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
