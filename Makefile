@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install $(TORCH)
-	$(BIN)/pip install -e ".[qt,test,batch]"
+	$(BIN)/pip install -e ".[qt,test,batch,files]"
 	touch $@
 
 setup: $(BIN)/.installed

@@ -173,14 +173,17 @@ def test_an_lr_saved_from_napari_keeps_its_record_for_up(make_napari_viewer, qtb
 
 
 def test_a_multiscale_layer_runs_on_its_full_resolution_level(make_napari_viewer, qtbot, ckpt, monkeypatch):
-    """A pyramid layer is restored at level 0 (the level its scale describes), placed over it; a
-    level 0 too large to load is refused in one line before anything is loaded or added."""
-    from napari_genprior._napari import runner
+    """A pyramid layer (dask levels, as pyramids are) is restored at level 0 (the level its scale
+    describes), placed over it; a level-0 plane too large to load is refused in one line before
+    anything is loaded or added."""
+    import dask.array as da
+
+    from napari_genprior.engines import planewise
 
     viewer = make_napari_viewer()
     widget = IrnWidget(viewer)
     full = (np.random.default_rng(1).random((64, 48)) * 3000 + 100).astype(np.uint16)
-    pyramid = [full, full[::2, ::2].copy()]
+    pyramid = [da.from_array(full, chunks=32), da.from_array(full[::2, ::2].copy(), chunks=32)]
     layer = viewer.add_image(pyramid, multiscale=True, name="big", scale=(0.5, 0.5))
     assert layer.multiscale
     widget.image.value = layer
@@ -191,8 +194,8 @@ def test_a_multiscale_layer_runs_on_its_full_resolution_level(make_napari_viewer
     assert lr.data.shape == (32, 24) and tuple(lr.scale) == (1.0, 1.0)
     assert lr.metadata["irn"]["hr_shape"] == [64, 48]
 
-    monkeypatch.setattr(runner, "MAX_MULTISCALE_PIXELS", 1000)
+    monkeypatch.setattr(planewise, "MAX_PLANE_PIXELS", 1000)
     n = len(viewer.layers)
     assert not widget.run()
-    assert "multiscale" in widget.status.value and "add a region" in widget.status.value
+    assert "Mpixel" in widget.status.value and "add a region" in widget.status.value
     assert len(viewer.layers) == n

@@ -103,3 +103,61 @@ def test_cli_keeps_the_pixel_size_and_scales_it_for_sr(tmp_path):
         == 0
     )
     assert read_pixel_size(tmp_path / "hr.tif") == pytest.approx((0.325, 0.25))
+
+
+def _ome_zarr(path, data, py=0.3, px=0.25):
+    from bioio_ome_zarr.writers import OMEZarrWriter
+
+    axes = ["c", "y", "x"][-data.ndim :]
+    writer = OMEZarrWriter(
+        str(path),
+        level_shapes=[data.shape],
+        dtype=data.dtype,
+        axes_names=axes,
+        axes_types=["channel", "space", "space"][-data.ndim :],
+        axes_units=[None, "micrometer", "micrometer"][-data.ndim :],
+        physical_pixel_size=[1.0, py, px][-data.ndim :],
+    )
+    writer.write_full_volume(data)
+
+
+def test_an_ome_zarr_is_read_through_bioio_and_its_pixel_size_reaches_the_output(tmp_path):
+    pytest.importorskip("bioio_ome_zarr")
+    from napari_genprior.io import read_image
+
+    img = (np.random.default_rng(5).random((2, 32, 32)) * 3000 + 100).astype(np.uint16)
+    _ome_zarr(tmp_path / "cells.ome.zarr", img)
+    np.testing.assert_array_equal(read_image(tmp_path / "cells.ome.zarr"), img)
+    assert read_pixel_size(tmp_path / "cells.ome.zarr") == pytest.approx((0.3, 0.25))
+    out = tmp_path / "lr.tif"
+    assert main(["irn", "down", str(tmp_path / "cells.ome.zarr"), "-o", str(out), "-q"]) == 0
+    assert read_pixel_size(out) == pytest.approx((0.6, 0.5))
+    # a folder holding OME-Zarr images is a batch; each output is a TIFF named after its input
+    batch = tmp_path / "plate"
+    batch.mkdir()
+    (tmp_path / "cells.ome.zarr").rename(batch / "a.ome.zarr")
+    assert main(["irn", "down", str(batch), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert read_pixel_size(tmp_path / "out" / "a.tif") == pytest.approx((0.6, 0.5))
+
+
+def test_unreadable_zarr_and_missing_bioio_get_one_line(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    from napari_genprior.errors import InputError
+    from napari_genprior.io import read_image
+
+    (tmp_path / "empty.zarr").mkdir()
+    if __import__("importlib").util.find_spec("bioio") is not None:
+        with pytest.raises(InputError, match="no OME-Zarr image found"):
+            read_image(tmp_path / "empty.zarr")
+    real_import = builtins.__import__
+
+    def no_bioio(name, *a, **k):
+        if name == "bioio" or name.startswith("bioio."):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_bioio)
+    assert main(["irn", "down", str(tmp_path / "empty.zarr"), "-o", str(tmp_path / "x.tif"), "-q"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'pip install "napari-genprior[files]"' in err

@@ -31,6 +31,24 @@ from .errors import InputError
 __all__ = ["Job", "expand_inputs", "is_batch", "plan_jobs", "run_batch", "run_job"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+#: a folder with this suffix is one image (OME-Zarr), not a folder of images
+ZARR = ".zarr"
+
+
+def _is_image(p: Path) -> bool:
+    s = p.suffix.lower()
+    return (s in IMAGE_SUFFIXES and p.is_file()) or (s == ZARR and p.is_dir())
+
+
+def _is_folder(p: Path) -> bool:
+    return p.is_dir() and p.suffix.lower() != ZARR
+
+
+def _output_name(image: Path) -> str:
+    """An output keeps its input's name; an OME-Zarr input's output is a TIFF."""
+    return f"{image.stem.removesuffix('.ome')}.tif" if image.suffix.lower() == ZARR else image.name
+
+
 #: Options that name a file per image; in a batch each is a folder (see :func:`plan_jobs`).
 _PER_IMAGE = ("uncertainty", "lr", "metadata", "reference", "mask")
 
@@ -42,7 +60,7 @@ def is_batch(args: argparse.Namespace) -> bool:
     if len(specs) > 1 or args.workers is not None or args.scheduler or args.overwrite:
         return True
     spec = specs[0]
-    return Path(spec).is_dir() or (not Path(spec).exists() and any(c in spec for c in "*?["))
+    return _is_folder(Path(spec)) or (not Path(spec).exists() and any(c in spec for c in "*?["))
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:
@@ -51,14 +69,14 @@ def expand_inputs(specs: list[str]) -> list[Path]:
     out: list[Path] = []
     for spec in specs:
         p = Path(spec)
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        if _is_folder(p):
+            found = sorted(q for q in p.iterdir() if _is_image(q))
         elif p.exists():
             found = [p]
         else:
-            found = sorted(Path(q) for q in glob.glob(spec) if Path(q).suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(Path(q) for q in glob.glob(spec) if _is_image(Path(q)))
         if not found:
-            raise InputError(f"{spec}: no such file, and no .tif/.png/.jpg images match it")
+            raise InputError(f"{spec}: no such file, and no .tif/.png/.jpg/.zarr images match it")
         out += [q for q in found if q not in out]
     return out
 
@@ -113,8 +131,8 @@ def plan_jobs(args: argparse.Namespace, command: str) -> tuple[list[Job], Path]:
     base = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     jobs = []
     for image in images:
-        a = {**base, "input": image, "output": out_dir / image.name, "quiet": True}
-        outputs = [out_dir / image.name]
+        a = {**base, "input": image, "output": out_dir / _output_name(image), "quiet": True}
+        outputs = [out_dir / _output_name(image)]
         error = ""
         for opt in _PER_IMAGE:
             value = base.get(opt)
@@ -130,7 +148,7 @@ def plan_jobs(args: argparse.Namespace, command: str) -> tuple[list[Job], Path]:
                 continue
             if value.exists() and not value.is_dir():
                 raise InputError(f"--{opt} {value} is a file: in a batch it is a folder (one file per image)")
-            a[opt] = value / _aux_name(command, opt, image, image.suffix)
+            a[opt] = value / _aux_name(command, opt, image, Path(_output_name(image)).suffix)
             if opt != "metadata":
                 outputs.append(a[opt])
         threads = base.get("torch_threads")

@@ -1,5 +1,6 @@
 """Reading and writing images for the command line: TIFF (tifffile, dtype preserved; OME-TIFF and
-ImageJ TIFF pixel sizes read and written back), PNG, JPEG."""
+ImageJ TIFF pixel sizes read and written back), PNG, JPEG; OME-Zarr and the other formats bioio
+has a reader plugin for (the ``files`` extra: ``pip install "napari-genprior[files]"``)."""
 
 from __future__ import annotations
 
@@ -31,22 +32,30 @@ __all__ = [
 
 TIFF = (".tif", ".tiff")
 RASTER = (".png", ".jpg", ".jpeg")
+#: read through bioio (the ``files`` extra): OME-Zarr, and microscope formats whose bioio reader
+#: plugin is installed (bioio-czi, bioio-nd2, bioio-lif, …)
+BIOIO = (".zarr", ".czi", ".nd2", ".lif", ".dv", ".sldy")
+#: the one line said when a bioio format is read without bioio
+NEEDS_BIOIO = '{name}: reading {kind} needs bioio: pip install "napari-genprior[files]"'
 
 
-def _suffix(path: Path) -> str:
+def _suffix(path: Path, write: bool = False) -> str:
     s = path.suffix.lower()
-    if s not in TIFF + RASTER:
+    known = TIFF + RASTER if write else TIFF + RASTER + BIOIO
+    if s not in known:
+        also = "" if write else ", or .zarr (OME-Zarr) and other microscope formats through bioio"
         raise InputError(
-            f"{path.name}: unsupported file type {s or '(none)'!r}; use .tif, .tiff, .png or .jpg"
+            f"{path.name}: unsupported file type {s or '(none)'!r}; use .tif, .tiff, .png or .jpg{also}"
         )
     return s
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """The TIFF/PNG/JPEG files of ``folder``, sorted; ``ValueError`` if there are none."""
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in TIFF + RASTER)
+    """The image files of ``folder`` (TIFF/PNG/JPEG, and .zarr folders), sorted; ``ValueError``
+    if there are none."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in TIFF + RASTER + (".zarr",))
     if not files:
-        raise ValueError(f"no .tif/.png/.jpg images in {folder}")
+        raise ValueError(f"no .tif/.png/.jpg/.zarr images in {folder}")
     return files
 
 
@@ -63,6 +72,8 @@ def read_image(path: str | Path, check: bool = True) -> np.ndarray:
 
 def _read(path: Path) -> np.ndarray:
     suffix = _suffix(path)
+    if suffix in BIOIO:
+        return _read_bioio(path, suffix)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     kind = "TIFF" if suffix in TIFF else suffix.lstrip(".").upper().replace("JPEG", "JPG")
@@ -78,6 +89,44 @@ def _read(path: Path) -> np.ndarray:
     except Exception:  # corrupt, truncated, or another kind of file with this name
         # One line: the readers' own messages run to several, with advice that does not apply.
         raise InputError(unreadable) from None
+
+
+def _bioimage(path: Path, suffix: str):  # noqa: ANN202 - bioio.BioImage, an optional import
+    kind = "OME-Zarr" if suffix == ".zarr" else f"{suffix} files"
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    try:
+        from bioio import BioImage
+    except ImportError:
+        raise InputError(NEEDS_BIOIO.format(name=path.name, kind=kind)) from None
+    log = logging.getLogger("bioio")  # it logs each reader it tried: the one line below says it
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        return BioImage(path)
+    except Exception:  # not a readable file of its kind, or no reader plugin for it
+        why = (
+            "no OME-Zarr image found in it"
+            if suffix == ".zarr"
+            else f"corrupt, or bioio's reader plugin for {suffix} is not installed (pip install bioio-{suffix[1:]})"
+        )
+        raise InputError(f"{path}: not a readable {kind} ({why})") from None
+    finally:
+        log.setLevel(level)
+
+
+def _read_bioio(path: Path, suffix: str) -> np.ndarray:
+    """The first scene at full resolution, as ``(T, C, Z, Y, X)`` with the axes of length 1 left
+    out: channels come before the planes as a leading axis, each restored on its own (fluorescence
+    channels); RGB(A) samples stay last, as the engines expect."""
+    img = _bioimage(path, suffix)
+    try:
+        dims = img.dims.order
+        data = np.asarray(img.data)
+    except Exception as err:  # noqa: BLE001 - a broken store: one line, as for TIFF
+        raise InputError(f"{path}: not a readable image ({type(err).__name__})") from None
+    keep = [i for i, d in enumerate(dims) if data.shape[i] > 1 or d in "YX"]
+    return data.squeeze(tuple(i for i in range(data.ndim) if i not in keep))
 
 
 class _HeldRecords(logging.Filter):
@@ -133,6 +182,8 @@ def read_pixel_size(path: str | Path) -> tuple[float, float] | None:
     units), else the resolution tags (ImageJ's ``unit`` or the TIFF resolution unit); ``None`` for
     other files and TIFFs that say nothing or something unreadable."""
     path = Path(path)
+    if path.suffix.lower() in BIOIO:
+        return _bioio_pixel_size(path)
     if path.suffix.lower() not in TIFF or not path.is_file():
         return None
     import tifffile
@@ -164,6 +215,15 @@ def read_pixel_size(path: str | Path) -> tuple[float, float] | None:
         return None
     # the TIFF default of 1 pixel per unit with no unit means "not set"
     return size if all(0 < v < 1e5 for v in size) else None
+
+
+def _bioio_pixel_size(path: Path) -> tuple[float, float] | None:
+    try:
+        sizes = _bioimage(path, path.suffix.lower()).physical_pixel_sizes
+        y, x = float(sizes.Y), float(sizes.X)
+    except Exception:  # noqa: BLE001 - no size recorded (None), or no reader: never fail a run over it
+        return None
+    return (y, x) if all(0 < v < 1e5 for v in (y, x)) else None
 
 
 def _ome_pixel_size(xml: str) -> tuple[float, float] | None:
@@ -217,7 +277,7 @@ def check_writable(path: str | Path, dtype: np.dtype) -> Path:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path} is a folder: give a file name such as {path / 'result.tif'}")
-    suffix = _suffix(path)
+    suffix = _suffix(path, write=True)
     dtype = np.dtype(dtype)
     if suffix in (".jpg", ".jpeg") and dtype != np.uint8:
         raise InputError(f"{path.name}: JPEG holds only 8-bit data, this is {dtype}; write a .tif instead")

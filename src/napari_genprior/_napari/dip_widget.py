@@ -18,6 +18,7 @@ from .runner import (
     ImageChoices,
     RunControls,
     device_box,
+    engine_run,
     full_resolution,
     image_layer,
     layer_array,
@@ -118,6 +119,14 @@ def dip_inputs(
         spatial = data.shape[-3:-1] if image.rgb else data.shape[-2:]
         m = rasterize_mask(mask, image, spatial)
     return DipInputs(data, m, {"task": task, "channel_axis": channel_axis, **params})
+
+
+def _plane_mask(mask: np.ndarray | None, pos: tuple[int, ...]) -> np.ndarray | None:
+    """The mask of the plane at ``pos`` (a lazy stack's leading index): a ``(Y, X)`` mask serves
+    every plane; one with the stack's leading axes gives each plane its own."""
+    if mask is None or not pos or mask.ndim <= 2:
+        return mask
+    return mask[pos]
 
 
 class DipWidget(RunControls, ImageChoices, Container):
@@ -328,12 +337,16 @@ class DipWidget(RunControls, ImageChoices, Container):
                 channels_first=self.channels_first.value,
                 **self.params(),
             )
-            gen = dip.run(
+            gen = engine_run(
+                lambda plane, pos, _rng: dip.run(
+                    plane,
+                    inputs.params,
+                    mask=_plane_mask(inputs.mask, pos),
+                    device=self.device.value,
+                    cancel=self.runner.cancel_requested,
+                ),
                 inputs.image,
-                inputs.params,
-                mask=inputs.mask,
-                device=self.device.value,
-                cancel=self.runner.cancel_requested,
+                inputs.params["channel_axis"],
             )
         except InputError as err:
             show_error(str(err))

@@ -17,6 +17,7 @@ from .runner import (
     ImageChoices,
     RunControls,
     device_box,
+    engine_run,
     image_layer,
     layer_array,
     run_button,
@@ -145,7 +146,13 @@ class GleanWidget(RunControls, ImageChoices, Container):
             return False
         try:
             data, params = glean_inputs(self.image.value, **self.params())
-            gen = glean.run(data, params, device=self.device.value, cancel=self.runner.cancel_requested)
+            gen = engine_run(
+                lambda plane, _pos, _rng: glean.run(
+                    plane, params, device=self.device.value, cancel=self.runner.cancel_requested
+                ),
+                data,
+                params["channel_axis"],
+            )
         except InputError as err:
             show_error(str(err))
             self.status.value = f"Error: {err}"

@@ -17,6 +17,7 @@ from .runner import (
     ImageChoices,
     RunControls,
     device_box,
+    engine_run,
     image_layer,
     layer_array,
     run_button,
@@ -212,7 +213,18 @@ class IrnWidget(RunControls, ImageChoices, Container):
             return False
         try:
             data, params = irn_inputs(self.image.value, self.mode.value, **self.params())
-            gen = irn.run(data, params, device=self.device.value, cancel=self.runner.cancel_requested)
+            gen = engine_run(
+                lambda plane, _pos, rng: irn.run(
+                    plane,
+                    params if rng is None else {**params, "value_range": rng},
+                    device=self.device.value,
+                    cancel=self.runner.cancel_requested,
+                ),
+                data,
+                params["channel_axis"],
+                # every plane of a lazy stack shares one intensity scale, so one record restores all
+                shared_range=params["mode"] != "up" or "value_range" not in params,
+            )
         except InputError as err:
             show_error(str(err))
             self.status.value = f"Error: {err}"

@@ -10,7 +10,8 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinB
 from napari.utils.notifications import show_error, show_warning
 
 from ..engines import join
-from ..engines.base import InputError, resolve_device
+from ..engines.base import EngineRun, InputError, resolve_device
+from ..engines.planewise import is_lazy
 from ..engines.prior import priors_for
 from ..physics.composition import FORWARD_MODELS
 from .runner import (
@@ -20,6 +21,7 @@ from .runner import (
     RunControls,
     _duration,
     device_box,
+    engine_run,
     full_resolution,
     image_layer,
     layer_array,
@@ -54,6 +56,17 @@ def join_inputs(layer: Any, **params: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Check the widget's layer choice; ``(data, engine params)``. Raises :class:`InputError`."""
     layer = image_layer(layer)
     return layer_array(layer), {"channel_axis": -1 if layer.rgb else None, **params}
+
+
+def join_run(data: Any, params: dict[str, Any], **kw: Any) -> EngineRun:
+    """The JoIN run for a layer's data: whole for numpy; for a lazy stack (dask, zarr), one field
+    solved on a sample of planes and every plane corrected in turn when flat-field shares a field,
+    else plane by plane."""
+    shape = tuple(data.shape)
+    stack = len(shape) - (params.get("channel_axis") is not None) > 2
+    if is_lazy(data) and stack and params.get("forward") == "flatfield" and not params.get("per_plane"):
+        return join.run_lazy_stack(data, params, **kw)
+    return engine_run(lambda plane, _pos, _rng: join.run(plane, params, **kw), data, params["channel_axis"])
 
 
 class JoinWidget(RunControls, ImageChoices, Container):
@@ -304,7 +317,7 @@ class JoinWidget(RunControls, ImageChoices, Container):
             return False
         try:
             data, params = join_inputs(self.image.value, **self.params())
-            gen = join.run(data, params, device=self.device.value, cancel=self.runner.cancel_requested)
+            gen = join_run(data, params, device=self.device.value, cancel=self.runner.cancel_requested)
         except InputError as err:
             show_error(str(err))
             self.status.value = f"Error: {err}"

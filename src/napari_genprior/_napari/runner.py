@@ -26,12 +26,14 @@ from ..engines.base import (
     output_geometry,
     progress_text,
 )
+from ..engines.planewise import Start, is_lazy, run_planewise
 
 __all__ = [
     "EngineRunner",
     "ImageChoices",
     "RunControls",
     "device_box",
+    "engine_run",
     "image_layer",
     "result_layers",
     "run_button",
@@ -82,12 +84,6 @@ def status_label() -> Label:
     return label
 
 
-#: The most pixels (all planes and channels) of the full-resolution level that a multiscale
-#: (pyramid) layer may hand an engine: the engines take whole arrays, and this keeps the input and
-#: its float copies within a few GiB.
-MAX_MULTISCALE_PIXELS = 128 * 1024**2
-
-
 def image_layer(layer: Any) -> Image:
     """``layer`` if it is an Image layer (multiscale included: :func:`layer_array` takes its
     full-resolution level); else :class:`InputError` saying what to choose instead."""
@@ -106,20 +102,24 @@ def full_resolution(layer: Image) -> Any:
     return layer.data[0] if layer.multiscale else layer.data
 
 
-def layer_array(layer: Image) -> np.ndarray:
-    """The pixels an engine restores, as numpy: the layer's data, or a multiscale (pyramid)
-    layer's full-resolution level, the one its scale and translate describe. A level larger than
-    :data:`MAX_MULTISCALE_PIXELS` raises :class:`InputError` before anything is loaded."""
-    level = full_resolution(layer)
-    n = int(np.prod(level.shape))
-    if layer.multiscale and n > MAX_MULTISCALE_PIXELS:
-        shape = " × ".join(str(int(s)) for s in level.shape)
-        raise InputError(
-            f"{layer.name!r} is a multiscale layer whose full resolution is {shape} "
-            f"({n / 1e6:.0f} Mpixel, more than {MAX_MULTISCALE_PIXELS / 1e6:.0f}): add a region as its own "
-            "layer, e.g. viewer.add_image(layer.data[0][..., :4096, :4096])"
-        )
-    return np.asarray(level)
+def layer_array(layer: Image) -> Any:
+    """The pixels an engine restores: the layer's data, or a multiscale (pyramid) layer's
+    full-resolution level, the one its scale and translate describe.
+
+    A numpy layer comes back as it is. A lazy one (dask, zarr: anything that is not numpy) comes
+    back unread, to be run plane by plane with :func:`engine_run`, so it is never loaded whole.
+    """
+    return full_resolution(layer)
+
+
+def engine_run(start: Start, data: Any, channel_axis: int | None, shared_range: bool = False) -> EngineRun:
+    """``start(data, (), None)`` for a numpy array; for a lazy one, ``start(plane, position,
+    value_range)`` on each plane in turn (:func:`napari_genprior.engines.planewise.run_planewise`,
+    which says what ``shared_range`` does), one plane in memory at a time. Input errors of the
+    first plane are raised here, before the run starts."""
+    if not is_lazy(data):
+        return start(data, (), None)
+    return run_planewise(data, channel_axis, start, shared_range=shared_range)
 
 
 def result_layers(result: Result, source: Image) -> list[Layer]:

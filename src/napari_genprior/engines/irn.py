@@ -74,6 +74,8 @@ class IRNParams:
     - ``samples``: draws of z; with 2 or more, an ``irn_uncertainty`` layer (per-pixel std).
     - ``value_range``/``hr_shape`` (``up``): the HR value range and ``(Y, X)`` recorded by
       ``down`` in the LR's metadata; without them 8-bit LR use 0–255 and others their own range.
+      ``value_range`` for ``down``/``roundtrip``: the range mapped to [0, 1] instead of the
+      image's own (planes of one stack read one at a time share it); values outside it clip.
     - ``tile_size``/``tile_overlap``: in LR pixels; ``tile_size=0`` never tiles.
     """
 
@@ -292,7 +294,10 @@ def _execute(
         layers = [OutputLayer(norm.inverse(layout.from_planes(hr)), "irn_hr", "image", float(s))]
         lr_out = None
     else:
-        norm = Normalizer.fit(arr)
+        if p.value_range is not None:  # a stack read plane by plane shares one range
+            norm = Normalizer(float(p.value_range[0]), float(p.value_range[1]), arr.dtype)
+        else:
+            norm = Normalizer.fit(arr)
         planes = layout.to_planes(norm.forward(arr))
         hr_shape = planes.shape[2:]
         lr = yield from _down(model, planes, p, cancel, 2 if p.mode == "roundtrip" else 1)

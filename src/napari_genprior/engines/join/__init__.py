@@ -28,6 +28,7 @@ in-domain penalty in :mod:`.latents`. Pure torch + numpy.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,7 @@ import torch
 # ``join.X``
 from ...imaging import PlaneLayout, check_image, guess_channel_axis
 from ...models.load import load_component_prior
-from ..base import EngineRun, InputError, resolve_device
+from ..base import EngineRun, InputError, OutputLayer, Progress, check_cancel, resolve_device
 from ..base import Result as Result
 from .assemble import DISPLAY as DISPLAY
 from .assemble import _assemble, unexplained_mask
@@ -172,3 +173,61 @@ def _execute(setup: Setup, cancel: Callable[[], bool] | None) -> EngineRun:
             stage2 = float(_distance(recon, solver.prob.target, p.distance).sum()) / solver.n_tiles
             solver.losses["stage2"] = stage2
     return _assemble(solver, recon, raw)
+
+
+#: The most planes of a lazy stack (read plane by plane) that a shared field is solved on.
+LAZY_SOLVE_PLANES = 16
+
+
+def run_lazy_stack(
+    data: Any,
+    params: JoinParams | dict[str, Any] | None = None,
+    *,
+    device: str | torch.device = "auto",
+    cancel: Callable[[], bool] | None = None,
+    max_planes: int = LAZY_SOLVE_PLANES,
+) -> EngineRun:
+    """Flat-field correction of a lazy stack ``(N, Y, X)`` (dask, zarr) sharing one field, never
+    loaded whole: the field and dark-field are solved on at most ``max_planes`` evenly spaced planes
+    (as BaSiC samples large stacks), then every plane is read and corrected, ``(I − D) / F``, one at
+    a time. Outputs: ``corrected`` (N, Y, X), ``flatfield`` and ``darkfield`` (Y, X); the
+    reconstruction, residual and unexplained layers describe the solved planes only, so they are
+    left out. Input errors are raised here, before any work.
+    """
+    p = JoinParams.from_any(params)
+    if p.forward != "flatfield" or p.per_plane or len(data.shape) != 3:
+        raise InputError(
+            "a stack read plane by plane shares one field only in flat-field mode on an (N, Y, X) "
+            "stack; for per-plane fields or intrinsic runs, each plane is run on its own"
+        )
+    n = int(data.shape[0])
+    picks = sorted({int(round(v)) for v in np.linspace(0, n - 1, min(n, max_planes))})
+    sample = np.stack([np.asarray(data[i]) for i in picks])
+    setup = prepare(sample, dataclasses.replace(p, channel_axis=None), device=device)
+    return _lazy_stack(setup, data, picks, cancel)
+
+
+def _lazy_stack(setup: Setup, data: Any, picks: list[int], cancel: Callable[[], bool] | None) -> EngineRun:
+    solved = yield from _execute(setup, cancel)
+    field = solved.layer("flatfield").data
+    dark = solved.layer("darkfield").data
+    field, dark = field.reshape(field.shape[-2:]), np.broadcast_to(dark, field.shape[-2:])
+    n = int(data.shape[0])
+    corrected = np.empty((n, *field.shape), np.float32)
+    for i in range(n):
+        check_cancel(cancel)
+        corrected[i] = (np.asarray(data[i], np.float32) - dark) / field
+        yield Progress(step=i + 1, total=n, loss=float("nan"), part="correcting", loss_label="")
+    meta = dict(solved.metadata)
+    meta["planewise"] = {
+        "planes": n,
+        "solved_on_planes": picks,
+        "note": "field solved on the listed planes; every plane read and corrected one at a time",
+    }
+    kw = solved.layer("corrected").kwargs
+    layers = [
+        OutputLayer(corrected, "corrected", "image", 1.0, dict(kw)),
+        solved.layer("flatfield"),
+        solved.layer("darkfield"),
+    ]
+    return Result(layers, meta)
