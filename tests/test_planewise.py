@@ -93,7 +93,9 @@ def test_join_on_a_lazy_stack_solves_a_sample_and_corrects_every_plane():
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[0:128, 0:128] / 128.0
     field = 0.6 + 0.4 * np.exp(-((yy - 0.4) ** 2 + (xx - 0.6) ** 2) / 0.3)
-    stack = np.stack([(rng.random((128, 128)) * 500 + 200) * field + 100 for _ in range(5)]).astype(np.float32)
+    stack = np.stack([(rng.random((128, 128)) * 500 + 200) * field + 100 for _ in range(5)]).astype(
+        np.float32
+    )
     lazy = OnePlaneAtATime(stack)
     params = {"forward": "flatfield", "steps": 6, "finetune_steps": 0, "restarts": 1, "preview_every": 0}
     res = drive(join.run_lazy_stack(lazy, params, device="cpu", max_planes=2))
