@@ -22,6 +22,7 @@ from .data.samples import missing_pixels, natural_pair
 from .data.synthetic import fluorescence, poisson_gaussian_noise
 from .engines import dip, glean, irn, join
 from .engines.base import drive
+from .figures import display, labelled_grid
 from .io import write_image
 from .metrics import psnr
 
@@ -44,35 +45,6 @@ _GLEAN_SEED, _SPECIMEN_SEED, _FIELD_SEED = (
     EVAL_SEED_START + 9000,
     EVAL_SEED_START + 9001,
 )
-
-
-def _display(a: np.ndarray, size: int, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """Any image → ``(size, size, 3)`` uint8 for the montage (nearest-neighbour resize)."""
-    a = np.asarray(a, dtype=np.float64)
-    lo = float(np.percentile(a, 0.5)) if lo is None else lo
-    hi = float(np.percentile(a, 99.8)) if hi is None else hi
-    a = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=-1)
-    a = transform.resize(a, (size, size, 3), order=0, anti_aliasing=False)
-    return (a * 255).round().astype(np.uint8)
-
-
-def _montage(rows: list[tuple[str, list[np.ndarray], list[str]]], size: int = 192) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    pad, head = 6, 18
-    h = len(rows) * (size + head + pad) + pad
-    w = 3 * (size + pad) + pad
-    canvas = Image.new("RGB", (w, h), (24, 24, 24))
-    draw = ImageDraw.Draw(canvas)
-    for r, (_task, tiles, captions) in enumerate(rows):
-        y = pad + r * (size + head + pad)
-        for c, (tile, cap) in enumerate(zip(tiles, captions)):
-            x = pad + c * (size + pad)
-            draw.text((x + 2, y + 2), cap, fill=(230, 230, 230))
-            canvas.paste(Image.fromarray(tile), (x, y + head))
-    return np.asarray(canvas)
 
 
 def _psnr(ref: np.ndarray, x: np.ndarray, data_range: float) -> float:
@@ -117,10 +89,10 @@ def _other_engines(out: Path, report: dict[str, Any], quick: bool, device: str, 
     rows.append(
         (
             "irn",
-            [_display(lr_img, 192), _display(rec, 192), _display(hr, 192)],
+            [display(lr_img, 192), display(rec, 192), display(hr, 192)],
             [
-                f"IRN x4 LR (bicubic round trip {r['psnr_bicubic']:.1f} dB)",
-                f"IRN round trip: {r['psnr_result']:.1f} dB",
+                f"×4 LR · bicubic trip {r['psnr_bicubic']:.1f} dB",
+                f"round trip {r['psnr_result']:.1f} dB",
                 "original",
             ],
         )
@@ -143,10 +115,10 @@ def _other_engines(out: Path, report: dict[str, Any], quick: bool, device: str, 
     rows.append(
         (
             "glean",
-            [_display(lr, 192, 0, 1), _display(sr, 192, 0, 1), _display(hr, 192, 0, 1)],
+            [display(lr, 192, 0, 1), display(sr, 192, 0, 1), display(hr, 192, 0, 1)],
             [
-                f"GLEAN x8 input (bicubic {r['psnr_bicubic']:.1f} dB)",
-                f"GLEAN: {r['psnr_result']:.1f} dB",
+                f"×8 LR · bicubic {r['psnr_bicubic']:.1f} dB",
+                f"GLEAN {r['psnr_result']:.1f} dB",
                 "ground truth",
             ],
         )
@@ -179,10 +151,10 @@ def _other_engines(out: Path, report: dict[str, Any], quick: bool, device: str, 
     rows.append(
         (
             "join",
-            [_display(image, 192), _display(corrected, 192), _display(spec, 192)],
+            [display(image, 192), display(corrected, 192), display(spec, 192)],
             [
-                f"JoIN input ({r['psnr_input']:.1f} dB)",
-                f"flat-field corrected: {r['psnr_result']:.1f} dB",
+                f"uneven light · {r['psnr_input']:.1f} dB",
+                f"corrected {r['psnr_result']:.1f} dB",
                 "specimen",
             ],
         )
@@ -257,10 +229,10 @@ def run_demo(out_dir: str | Path, quick: bool = False, device: str = "auto", qui
         rows.append(
             (
                 task,
-                [_display(image, 192, lo, hi), _display(result, 192, lo, hi), _display(truth, 192, lo, hi)],
+                [display(image, 192, lo, hi), display(result, 192, lo, hi), display(truth, 192, lo, hi)],
                 [
-                    f"{task}: input ({base_name} {r[f'psnr_{base_name}']:.1f} dB)",
-                    f"DIP {params['iterations']} steps: {r['psnr_result']:.1f} dB",
+                    f"{base_name} {r[f'psnr_{base_name}']:.1f} dB",
+                    f"{params['iterations']} steps · {r['psnr_result']:.1f} dB",
                     "ground truth",
                 ],
             )
@@ -268,7 +240,16 @@ def run_demo(out_dir: str | Path, quick: bool = False, device: str = "auto", qui
         if not quiet:
             print(f"{task:8s} {json.dumps(report[task])}", file=sys.stderr)
     rows += _other_engines(out, report, quick, device, quiet)
-    write_image(out / "demo.png", _montage(rows))
+    titles = {"denoise": "DIP denoise", "inpaint": "DIP inpaint", "sr": "DIP ×4 SR", "irn": "IRN ×4"}
+    titles |= {"glean": "GLEAN ×8", "join": "JoIN flat-field"}
+    figure = labelled_grid(
+        [tiles for _, tiles, _ in rows],
+        ["input", "result", "reference"],
+        [titles.get(task, task) for task, _, _ in rows],
+        [caps for _, _, caps in rows],
+        font_size=13,
+    )
+    write_image(out / "demo.png", figure)
     (out / "demo.json").write_text(
         json.dumps({"settings": DEMO_SETTINGS, "quick": quick, "results": report}, indent=2)
     )
