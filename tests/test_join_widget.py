@@ -70,6 +70,8 @@ def test_flatfield_entry_shares_one_field_over_a_stack(make_napari_viewer, qtbot
     assert widget.gamma.native.isHidden()
     widget.stack_weight.value = 0.5
     assert widget.params()["stack_weight"] == 0.5
+    assert widget.params()["stack_method"] == "auto"
+    widget.stack_method.value = "priors"  # this test is about the priors on a stack
     rng = np.random.default_rng(1)
     stack = (rng.random((2, 128, 128)) * 3000 + 200).astype(np.uint16)
     layer = viewer.add_image(stack, name="plate", scale=(1.0, 0.3, 0.3))
@@ -129,3 +131,25 @@ def test_bad_inputs_give_messages_and_change_nothing(make_napari_viewer, qtbot):
     assert "not a generator" in widget.status.value
     assert [lay.name for lay in viewer.layers] == ["photo", "small", "nan", "ok"]
     assert not widget.running
+
+
+def test_a_stack_is_corrected_by_its_statistics_by_default(make_napari_viewer, qtbot):
+    """auto: a stack sharing one field is solved in closed form (seconds): corrected planes, one
+    field of mean 1 and the dark offset, no reconstruction; the status said so before Run."""
+    viewer = make_napari_viewer()
+    widget = flatfield_widget(viewer)
+    yy, xx = np.mgrid[0:128, 0:128] / 128.0
+    field = 0.5 + 0.5 * np.exp(-((yy - 0.3) ** 2 + (xx - 0.6) ** 2) / 0.2)
+    rng = np.random.default_rng(2)
+    stack = ((rng.random((6, 128, 128)) * 2000 + 500) * field + 300).astype(np.uint16)
+    layer = viewer.add_image(stack, name="tiles")
+    widget.image.value = layer
+    assert "stack statistics of 6 planes" in widget.status.value
+    assert widget.run()
+    _wait_idle(qtbot, widget)
+    names = {lay.name for lay in viewer.layers}
+    assert names == {"tiles", "tiles_corrected", "tiles_flatfield", "tiles_darkfield"}
+    f = viewer.layers["tiles_flatfield"].data
+    assert abs(float(f.mean()) - 1.0) < 1e-3
+    assert np.corrcoef(f.ravel(), field.ravel())[0, 1] > 0.95
+    assert viewer.layers["tiles_corrected"].metadata["stack_method_used"] == "statistics"

@@ -33,6 +33,8 @@ __all__ = ["FlatfieldWidget", "JoinWidget", "flatfield_widget", "join_inputs"]
 
 #: the decomposition box's words for the forward models
 FORWARD_LABELS = {"intrinsic": "albedo × shading (intrinsic)", "flatfield": "flat-field correction"}
+#: the stack-method box's words for the engine's choices
+STACK_LABELS = {"auto": "auto", "statistics": "stack statistics (fast)", "priors": "GAN priors (slow)"}
 #: the dark-offset box's words for the engine's dark-field choices
 DARK_LABELS = {"scalar": "one value", "field": "smooth map", "none": "none"}
 #: what each component is, for its prior box's tooltip
@@ -177,6 +179,15 @@ class JoinWidget(RunControls, ImageChoices, Container):
             "tiles solved leave part of the input out (a 512² image, a stack of 8) and the planes show "
             "different content; 0 turns it off (e.g. a time-lapse of one field of view)",
         )
+        self.stack_method = ComboBox(
+            label="stack method",
+            choices=[(STACK_LABELS[k], k) for k in ("auto", "statistics", "priors")],
+            value=d.stack_method,
+            tooltip="stacks sharing one field: statistics (BaSiC-style, the stack's trimmed mean and "
+            "background, in a second or two; measured better than the priors on real specimens), "
+            "priors (the joint GAN inversion, minutes), or auto (statistics). Single images always use "
+            "the priors",
+        )
         self.device = device_box()
         self.seed = SpinBox(
             label="random seed",
@@ -211,6 +222,7 @@ class JoinWidget(RunControls, ImageChoices, Container):
                 self.gamma,
                 self.darkfield,
                 self.per_plane,
+                self.stack_method,
                 self.stack_weight,
                 self.device,
                 self.seed,
@@ -253,7 +265,7 @@ class JoinWidget(RunControls, ImageChoices, Container):
             )
         self.gamma.visible = model.name == "intrinsic"
         self.darkfield.visible = self.per_plane.visible = model.name == "flatfield"
-        self.stack_weight.visible = model.name == "flatfield"
+        self.stack_weight.visible = self.stack_method.visible = model.name == "flatfield"
         self._show_estimate()
 
     def estimate(self) -> str:
@@ -262,6 +274,11 @@ class JoinWidget(RunControls, ImageChoices, Container):
         if layer is None:
             return ""
         params = {**self.params(), "channel_axis": -1 if layer.rgb else None}
+        shape = tuple(full_resolution(layer).shape)
+        planes = int(np.prod(shape[: -3 if layer.rgb else -2], dtype=int))
+        if params["forward"] == "flatfield" and planes > 1 and not params.get("per_plane"):
+            if params.get("stack_method") != "priors":  # closed form: no steps to time
+                return f"stack statistics of {planes} planes: seconds"
         try:
             n_tiles, tile = join.tiles_for(full_resolution(layer), params)
         except (InputError, ValueError, KeyError):  # the run will say what is wrong
@@ -308,6 +325,7 @@ class JoinWidget(RunControls, ImageChoices, Container):
             p["darkfield"] = self.darkfield.value
             p["per_plane"] = bool(self.per_plane.value)
             p["stack_weight"] = float(self.stack_weight.value)
+            p["stack_method"] = self.stack_method.value
         return p
 
     def run(self) -> bool:

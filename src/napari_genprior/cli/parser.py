@@ -398,6 +398,13 @@ def _add_join(sub: Any) -> None:
         "the input out, e.g. a 512² image or a stack of 8; 0: off)",
     )
     jo.add_argument(
+        "--stack-method",
+        choices=join.STACK_METHODS,
+        default=jdef.stack_method,
+        help="flatfield stacks sharing one field: statistics (BaSiC-style, seconds), priors (the joint "
+        "GAN inversion, minutes) or auto (statistics; default)",
+    )
+    jo.add_argument(
         "--in-domain-metric",
         choices=join.METRICS,
         default=jdef.in_domain_metric,

@@ -305,6 +305,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         "priors": priors,
         "per_plane": args.per_plane,
         "stack_weight": args.stack_weight,
+        "stack_method": args.stack_method,
         "in_domain_metric": args.in_domain_metric,
         "precision": args.precision,
         "darkfield": args.darkfield,

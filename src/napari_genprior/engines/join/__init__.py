@@ -58,6 +58,7 @@ from .params import METRICS as METRICS
 from .params import PRECISION_NEEDS as PRECISION_NEEDS
 from .params import PROBE_FRACTION as PROBE_FRACTION
 from .params import RESTART_PSI as RESTART_PSI
+from .params import STACK_METHODS as STACK_METHODS
 from .params import STAGE2_SMOOTH as STAGE2_SMOOTH
 from .params import UNEXPLAINED_K as UNEXPLAINED_K
 from .plan import STEP_SECONDS as STEP_SECONDS
@@ -70,6 +71,7 @@ from .plan import _resize as _resize
 from .plan import _solve_plan as _solve_plan
 from .plan import _tiles as _tiles
 from .plan import _work_size as _work_size
+from .stack import execute_statistics, uses_statistics
 from .stage1 import JointSolver
 from .stage2 import _finetune
 
@@ -156,14 +158,19 @@ def run(
     input and the residual 0).
     """
     # checked now, so bad input fails at the call; the work starts at the first step
-    return _execute(prepare(image, params, device=device), cancel)
+    setup = prepare(image, params, device=device)
+    statistics, note = uses_statistics(setup)
+    notes = [note] if note else []
+    return execute_statistics(setup, cancel, notes) if statistics else _execute(setup, cancel, notes)
 
 
-def _execute(setup: Setup, cancel: Callable[[], bool] | None) -> EngineRun:
+def _execute(setup: Setup, cancel: Callable[[], bool] | None, notes: list[str] | None = None) -> EngineRun:
     """The run itself: stage 1, stage 2 (when ``finetune_steps`` > 0), the final decode at float32
-    and the full-resolution result."""
+    and the full-resolution result. ``notes`` join the run's warnings."""
     p = setup.p
-    solver = JointSolver(Problem.build(setup))
+    prob = Problem.build(setup)
+    prob.warnings.extend(notes or [])
+    solver = JointSolver(prob)
     yield from solver.solve(cancel)
     if p.finetune_steps > 0:
         solver.gens, solver.lat = yield from _finetune(solver, cancel)
@@ -208,7 +215,11 @@ def run_lazy_stack(
 
 
 def _lazy_stack(setup: Setup, data: Any, picks: list[int], cancel: Callable[[], bool] | None) -> EngineRun:
-    solved = yield from _execute(setup, cancel)
+    statistics, note = uses_statistics(setup)
+    notes = [note] if note else []
+    solved = yield from (
+        execute_statistics(setup, cancel, notes) if statistics else _execute(setup, cancel, notes)
+    )
     field = solved.layer("flatfield").data
     dark = solved.layer("darkfield").data
     field, dark = field.reshape(field.shape[-2:]), np.broadcast_to(dark, field.shape[-2:])

@@ -28,6 +28,8 @@ METRICS = ("auto", "euclidean", "mahalanobis")
 #: any CPU with native bfloat16 (AVX-512 BF16 or AMX), where its generators ran 1.3–1.5× faster
 #: (docs/join.md); float32 elsewhere
 PRECISION_NEEDS = "bf16"
+#: how a flat-field stack sharing one field is solved (see ``JoinParams.stack_method``)
+STACK_METHODS = ("auto", "statistics", "priors")
 
 
 @dataclass
@@ -55,6 +57,12 @@ class JoinParams:
       applies only when the tiles leave part of the input unsolved (more tile positions than
       ``max_tiles``: a 512² plane, a stack of 8 × 256²) and the planes show different content
       (not a time-lapse of one field of view); 0 turns it off. ``per_plane`` has no such term.
+    - ``stack_method``: flat-field stacks sharing one field: ``statistics`` (BaSiC-style statistics
+      of the stack in closed form, :mod:`napari_genprior.engines.flatstack`: a trimmed mean plane,
+      smoothed, and the dark offset from how the background follows the field; seconds, no prior),
+      ``priors`` (the joint GAN inversion below), or ``auto``: statistics, unless the planes show
+      the same content (a time-lapse of one field of view), whose mean holds the specimen.
+      Single images always use the priors.
     - ``stage2_smooth``: what stage 2 does to the smooth components (shading, field): ``weights``
       (fine-tune their generators too), ``latent`` (keep the prior's weights and go on moving the
       latent, with stage 1's learning rate and ramp and its in-domain penalty) or ``frozen``;
@@ -86,6 +94,7 @@ class JoinParams:
     per_plane: bool = False
     max_tiles: int = 8
     stack_weight: float = 0.3
+    stack_method: str = "auto"
     stage2_smooth: str = "auto"
     in_domain_metric: str = "auto"
     precision: str = "auto"
@@ -135,6 +144,10 @@ class JoinParams:
         if not (self.stack_weight >= 0 and math.isfinite(self.stack_weight)):
             raise InputError(
                 f"stack_weight must be a number >= 0 (0: no stack term), not {self.stack_weight}"
+            )
+        if self.stack_method not in STACK_METHODS:
+            raise InputError(
+                f"stack_method must be one of {', '.join(STACK_METHODS)}, not {self.stack_method!r}"
             )
         if int(self.preview_every) < 0:
             raise InputError("preview_every must be >= 0 (0: no preview)")

@@ -1,0 +1,89 @@
+"""Study (issue 39): closed-form flat-field estimates for a stack, before any prior — how close do
+they come to BaSiCPy on real specimens under synthetic fields?
+
+Tuning only: specimens are crops of the *training* planes of ``data.real`` (never the held-out
+ones the benchmark reports on) and fields/noise use tuning seeds (700 000 …). The cases are built
+as ``benchmarks/join_bench.py --real-specimens`` builds its stacks (I = F·X + D + noise).
+
+    python -m studies.flatfield_stack_init [--stacks 6] [--planes 8] [--basicpy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from benchmarks.join_bench import DARK, NOISE, _basic, _field, _flat_metrics
+from napari_genprior.data.real import real_planes
+from napari_genprior.engines.flatstack import stack_estimate
+from napari_genprior.engines.classical import blur_flatfield
+
+TUNE_SEED = 700_000
+
+
+def train_specimens(n: int, size: int, seed: int) -> np.ndarray:
+    planes = list(real_planes("nuclei", "train")) + list(real_planes("timelapse", "train"))
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(planes))[:n]
+    out = []
+    for i in idx:
+        p = planes[i]
+        y, x = rng.integers(0, p.shape[0] - size + 1), rng.integers(0, p.shape[1] - size + 1)
+        out.append(p[y : y + size, x : x + size])
+    return np.stack(out).astype(np.float32)
+
+
+def case(j: int, n: int, size: int) -> dict:
+    rng = np.random.default_rng(TUNE_SEED + j)
+    f = _field(TUNE_SEED + 50 + j, size)
+    xs = train_specimens(n, size, TUNE_SEED + 1000 * j)
+    img = f * xs + DARK + NOISE * rng.standard_normal(xs.shape)
+    return {"image": img.astype(np.float32), "specimen": xs, "field": f / f.mean()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stacks", type=int, default=6)
+    ap.add_argument("--planes", type=int, default=8)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--basicpy", action="store_true")
+    args = ap.parse_args()
+    rows: dict[str, list[dict]] = {}
+
+    def add(name: str, corrected, field, c, dt) -> None:
+        m = _flat_metrics(corrected, field, c)
+        m["s"] = dt
+        rows.setdefault(name, []).append(m)
+
+    for j in range(args.stacks):
+        c = case(j, args.planes, args.size)
+        stack = c["image"]
+        t0 = time.perf_counter()
+        corr, ff = blur_flatfield(stack)
+        add("blurred mean (σ side/8)", corr, ff, c, time.perf_counter() - t0)
+        for label, kw in (
+            ("closed form", {}),
+            ("closed form, no dark", {"dark": False}),
+        ):
+            t0 = time.perf_counter()
+            est = stack_estimate(stack, **kw)
+            dt = time.perf_counter() - t0
+            add(label, (stack - est.dark) / est.flatfield, est.flatfield, c, dt)
+        if args.basicpy:
+            got = _basic(stack)
+            if not isinstance(got, str):
+                add("BaSiCPy", got[0], got[1], c, got[2])
+        print(f"stack {j + 1}/{args.stacks} done", flush=True)
+    print(f"{'method':32s} {'field si-MSE':>12s} {'corrected dB':>12s} {'raw dB':>8s} {'s':>6s}")
+    for name, rs in rows.items():
+        mean = {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
+        print(
+            f"{name:32s} {mean['field_simse']:12.4f} {mean['corrected_psnr']:12.2f} "
+            f"{mean['uncorrected_psnr']:8.2f} {mean['s']:6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
