@@ -58,6 +58,7 @@ bench-quick: setup
 docs: setup system-deps
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/make_screenshots.py
 	$(BIN)/python docs/make_prior_grids.py
+	$(BIN)/python docs/make_figures.py
 	$(BIN)/python docs/make_tables.py
 
 clean:

@@ -310,16 +310,23 @@ def _table(results: dict[str, dict[str, list[dict[str, float]]]]) -> str:
 
 
 def _figure(figs: list, scale_rows: list[int]) -> None:
+    """docs/images/glean_compare.png: LR | bicubic | DIP-SR | GLEAN | truth with column titles; a
+    row DIP-SR was not run on says so instead of a black panel."""
     import imageio.v3 as iio
 
-    gap = 2
-    rows = []
+    from napari_genprior.figures import display, labelled_grid
+
+    size = 200
+    blank = np.full((size, size, 3), 255, np.uint8)
+    rows, caps = [], []
     for lr, outs, hr in figs:
-        cells = [resize(lr, hr.shape, order=0), outs["bicubic"]]
-        cells.append(outs.get("DIP-SR (fast, auto-stop)", np.zeros_like(hr)))
-        cells += [outs["GLEAN"], hr]
-        rows.append(np.concatenate([np.pad(np.clip(c, 0, 1), gap, constant_values=1) for c in cells], 1))
-    iio.imwrite(FIG, (np.concatenate(rows, 0) * 255).astype(np.uint8))
+        dip = outs.get("DIP-SR (fast, auto-stop)")
+        cells = [lr, outs["bicubic"], dip, outs["GLEAN"], hr]
+        rows.append([blank if c is None else display(np.clip(c, 0, 1), size, 0, 1) for c in cells])
+        caps.append(["", "", "not run on this row" if dip is None else "", "", ""])
+    titles = ["LR input", "bicubic", "DIP-SR", "GLEAN", "truth"]
+    names = [f"×{scale_rows[min(i, len(scale_rows) - 1)]}" for i in range(len(rows))]
+    iio.imwrite(FIG, labelled_grid(rows, titles, names, caps))
 
 
 def main() -> None:

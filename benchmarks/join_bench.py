@@ -130,6 +130,21 @@ def _flat_metrics(corrected: np.ndarray, field: np.ndarray, case: dict) -> dict[
     }
 
 
+#: the σ grid (fractions of the side) the best blur is chosen from, on the truth
+BLUR_SIGMAS = (1 / 32, 1 / 16, 1 / 12, 1 / 8, 1 / 6, 1 / 4, 1 / 3)
+
+
+def _best_blur(case: dict) -> dict[str, float]:
+    """The blurred (mean) image as the field, with the σ whose field is closest to the truth: a
+    baseline that knows the answer, so it flatters the blur."""
+    side = max(case["image"].shape[-2:])
+    trials = []
+    for f in BLUR_SIGMAS:
+        corr, ff = blur_flatfield(case["image"], sigma=f * side)
+        trials.append(_flat_metrics(corr, ff, case))
+    return min(trials, key=lambda m: m["field_simse"])
+
+
 def _basic(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | str:
     """BaSiCPy with a dark-field: ``(corrected stack, flat-field mean 1, seconds)``, or the error
     it raised (BaSiCPy 2.0.0 cannot fit a stack of one image)."""
@@ -193,7 +208,7 @@ def bench_flat(
 ) -> dict:
     """``variants``: more JoIN runs side by side, ``{key: params that replace the defaults}``."""
     runs = {"join": params, **{k: {**params, **v} for k, v in (variants or {}).items()}}
-    single: dict[str, list[dict]] = {k: [] for k in (*runs, "basicpy", "blur")}
+    single: dict[str, list[dict]] = {k: [] for k in (*runs, "basicpy", "blur", "blur_best")}
     times: dict[str, list[float]] = {k: [] for k in single}
     failures: dict[str, str] = {}
     figs = []
@@ -205,10 +220,12 @@ def bench_flat(
             single[key].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
             times[key].append(dt)
             if i < 2 and key == "join":
-                figs.append((case, res.layer("corrected").data, res.layer("flatfield").data))
+                figs.append(
+                    ("single", case, {"join": (res.layer("corrected").data, res.layer("flatfield").data)})
+                )
         got = _basic(case["image"])
         if isinstance(got, str):
-            failures["single"] = got
+            failures["single image"] = got
         else:
             single["basicpy"].append(_flat_metrics(got[0], got[1], case))
             times["basicpy"].append(got[2])
@@ -216,33 +233,52 @@ def bench_flat(
         corr, ff = blur_flatfield(img)
         times["blur"].append(time.perf_counter() - t0)
         single["blur"].append(_flat_metrics(corr, ff, case))
+        single["blur_best"].append(_best_blur(case))
+        times["blur_best"].append(0.0)
         log(
             f"flat single {i + 1}/{n}: "
             + ", ".join(f"{k} F {single[k][-1]['field_simse']:.4f}" for k in single if single[k])
         )
-    stacks: dict[str, list[dict]] = {k: [] for k in single}
-    stimes: dict[str, list[float]] = {k: [] for k in single}
+    stack_runs = {**runs, **{k: {**params, **v} for k, v in STACK_VARIANTS.items()}}
+    stack_keys = (*stack_runs, "basicpy", "blur", "blur_best")
+    stacks: dict[str, dict[str, list[dict]]] = {}
+    stimes: dict[str, dict[str, list[float]]] = {}
     n_stacks = max(1, n // 2)
-    for j in range(n_stacks):
-        case = _flat_case(EVAL_SEED_START + 500_000 + 1000 * j, EVAL_SEED_START + 100 + j, size, stack)
-        for key, prm in runs.items():
-            res, dt = _join(case["image"], prm)
-            stacks[key].append(_flat_metrics(res.layer("corrected").data, res.layer("flatfield").data, case))
-            stimes[key].append(dt)
-        got = _basic(case["image"])
-        if isinstance(got, str):
-            failures["stack"] = got
-        else:
-            stacks["basicpy"].append(_flat_metrics(got[0], got[1], case))
-            stimes["basicpy"].append(got[2])
-        t0 = time.perf_counter()
-        corr, ff = blur_flatfield(case["image"])
-        stimes["blur"].append(time.perf_counter() - t0)
-        stacks["blur"].append(_flat_metrics(corr, ff, case))
-        log(
-            f"flat stack {j + 1}/{n_stacks}: "
-            + ", ".join(f"{k} F {stacks[k][-1]['field_simse']:.4f}" for k in stacks if stacks[k])
-        )
+    for n_planes in stack:
+        sk = f"stack{n_planes}"
+        stacks[sk] = {k: [] for k in stack_keys}
+        stimes[sk] = {k: [] for k in stack_keys}
+        for j in range(n_stacks):
+            case = _flat_case(EVAL_SEED_START + 500_000 + 1000 * j, EVAL_SEED_START + 100 + j, size, n_planes)
+            outs = {}
+            for key, prm in stack_runs.items():
+                res, dt = _join(case["image"], prm)
+                outs[key] = (res.layer("corrected").data, res.layer("flatfield").data)
+                stacks[sk][key].append(_flat_metrics(*outs[key], case))
+                stimes[sk][key].append(dt)
+            got = _basic(case["image"])
+            if isinstance(got, str):
+                failures[f"stack of {n_planes}"] = got
+            else:
+                outs["basicpy"] = got[:2]
+                stacks[sk]["basicpy"].append(_flat_metrics(got[0], got[1], case))
+                stimes[sk]["basicpy"].append(got[2])
+            t0 = time.perf_counter()
+            corr, ff = blur_flatfield(case["image"])
+            stimes[sk]["blur"].append(time.perf_counter() - t0)
+            stacks[sk]["blur"].append(_flat_metrics(corr, ff, case))
+            outs["blur"] = (corr, ff)
+            best = _best_blur(case)
+            stacks[sk]["blur_best"].append(best)
+            stimes[sk]["blur_best"].append(0.0)
+            if j == 0 and n_planes == stack[0]:
+                figs.append(("stack", case, outs))
+            log(
+                f"flat {sk} {j + 1}/{n_stacks}: "
+                + ", ".join(
+                    f"{k} F {stacks[sk][k][-1]['field_simse']:.4f}" for k in stacks[sk] if stacks[sk][k]
+                )
+            )
     # one large image: the 512² time target (a 512² plane is solved downscaled to max_tiles tiles)
     large: dict[str, list[dict]] = {k: [] for k in single}
     ltimes: dict[str, list[float]] = {k: [] for k in single}
@@ -273,7 +309,12 @@ def bench_flat(
     }
 
 
-VARIANT_NAMES = {"join_euclidean": "JoIN, euclidean ‖w − w̄‖² field prior"}
+VARIANT_NAMES = {
+    "join_euclidean": "JoIN, euclidean ‖w − w̄‖² field prior",
+    "join_priors": "JoIN, GAN priors (stack_method priors)",
+}
+#: JoIN runs on stacks only: the joint inversion the stack statistics replaced by default
+STACK_VARIANTS = {"join_priors": {"stack_method": "priors"}}
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -281,41 +322,43 @@ def _mean(rows: list[dict], key: str) -> float:
 
 
 def _figures(intr: dict | None, flat: dict | None) -> None:
+    """docs/images/join_intrinsic.png and join_flatfield[_real].png: labelled grids (figures.py)."""
     import imageio.v3 as iio
 
-    def rgb(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float32)
-        x = x / max(float(np.percentile(x, 99.5)), 1e-6)
-        return np.clip(np.repeat(x[..., None], 3, -1) if x.ndim == 2 else x, 0, 1)
+    from napari_genprior.figures import display, labelled_grid
 
-    gap = 2
-    rows = []
-    for sc, a, s in intr["figs"] if intr else []:
-        cells = [sc["image"], a, s, sc["albedo"], sc["shading"]]
-        rows.append(
-            np.concatenate(
-                [np.pad(rgb(c), ((gap, gap), (gap, gap), (0, 0)), constant_values=1) for c in cells], 1
-            )
-        )
-    if rows:
-        iio.imwrite(FIG_DIR / "join_intrinsic.png", (np.concatenate(rows, 0) * 255).astype(np.uint8))
-    rows = []
-    for case, corr, ff in flat["figs"] if flat else []:
-        cells = [
-            case["image"][0],
-            corr.reshape(case["specimen"].shape)[0],
-            ff,
-            case["specimen"][0],
-            case["field"],
+    size = 200
+
+    def show(x: np.ndarray, hi: float | None = None) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        return display(x, size, 0.0, hi if hi is not None else max(float(np.percentile(x, 99.5)), 1e-6))
+
+    if intr and intr["figs"]:
+        rows = [
+            [show(c) for c in (sc["image"], a, s_, sc["albedo"], sc["shading"])] for sc, a, s_ in intr["figs"]
         ]
-        rows.append(
-            np.concatenate(
-                [np.pad(rgb(c), ((gap, gap), (gap, gap), (0, 0)), constant_values=1) for c in cells], 1
-            )
-        )
-    if rows:
-        name = "join_flatfield_real.png" if SPECIMENS["source"] == "real" else "join_flatfield.png"
-        iio.imwrite(FIG_DIR / name, (np.concatenate(rows, 0) * 255).astype(np.uint8))
+        titles = ["input", "JoIN albedo", "JoIN shading", "true albedo", "true shading"]
+        iio.imwrite(FIG_DIR / "join_intrinsic.png", labelled_grid(rows, titles))
+    if not flat or not flat["figs"]:
+        return
+    real = SPECIMENS["source"] == "real"
+    rows, names = [], []
+    for kind, case, outs in flat["figs"]:
+        x = case["specimen"][0]
+        fmax = 1.6 * float(case["field"].max())
+        if "blur" not in outs:
+            outs = {**outs, "blur": blur_flatfield(case["image"][0])}
+        blank = np.full((size, size, 3), 255, np.uint8)
+        spec_row, field_row = [show(case["image"][0])], [show(case["field"], fmax)]
+        for m in ("join", "basicpy", "blur"):  # BaSiCPy cannot fit a single image: left blank
+            spec_row.append(show(outs[m][0].reshape(case["specimen"].shape)[0]) if m in outs else blank)
+            field_row.append(show(outs[m][1], fmax) if m in outs else blank)
+        rows += [[*spec_row, show(x)], [*field_row, show(case["field"], fmax)]]
+        what = "stack (plane 1)" if kind == "stack" else "single image"
+        names += [f"{what}: specimen", f"{what}: field"]
+    titles = ["input · true field", "JoIN", "BaSiCPy", "blurred image", "truth"]
+    name = "join_flatfield_real.png" if real else "join_flatfield.png"
+    iio.imwrite(FIG_DIR / name, labelled_grid(rows, titles, names))
 
 
 def bench_times(repeats: int, log) -> str:
@@ -353,7 +396,9 @@ def main() -> None:
     ap.add_argument(
         "--flat", type=int, default=4, help="held-out single flat-field images (half as many stacks)"
     )
-    ap.add_argument("--stack", type=int, default=8, help="planes per flat-field stack")
+    ap.add_argument(
+        "--stack", type=int, nargs="+", default=[8, 32], help="planes per flat-field stack (each)"
+    )
     ap.add_argument("--size", type=int, default=256, help="flat-field image side")
     ap.add_argument("--large", type=int, default=1, help="held-out single flat-field images at --large-size")
     ap.add_argument("--large-size", type=int, default=512, help="side of the large flat-field images")
@@ -396,7 +441,7 @@ def main() -> None:
     intr_params: dict = {"forward": "intrinsic"}
     flat_params: dict = {"forward": "flatfield"}
     if args.quick:
-        args.scenes, args.flat, args.stack, args.large_size = 2, 1, 2, 256
+        args.scenes, args.flat, args.stack, args.large_size = 2, 1, [2], 256
         for p_ in (intr_params, flat_params):
             p_.update(steps=20, finetune_steps=5)
     defaults = join.JoinParams()
@@ -488,18 +533,24 @@ def report_intrinsic(intr: dict, args: argparse.Namespace, params: dict, setting
 
 def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: str, t0: float) -> None:
     """Print the flat-field table, log it and (unless --quick/--no-doc) write its section and figure."""
-    fnames = {"join": "JoIN", "basicpy": "BaSiCPy", "blur": "blurred image", **VARIANT_NAMES}
+    fnames = {
+        "join": "JoIN (default)",
+        "basicpy": "BaSiCPy",
+        "blur": "blurred image (σ side/8)",
+        "blur_best": "blurred image, best σ (chosen on the truth)",
+        **VARIANT_NAMES,
+    }
+    parts = [("single image", flat["single"], flat["times"])]
+    parts += [(f"stack of {k[5:]}", flat["stack"][k], flat["stack_times"][k]) for k in flat["stack"]]
+    if args.large:
+        parts.append((f"single {args.large_size}² image", flat["large"], flat["large_times"]))
     f_rows = []
-    for kind, key, tkey in (
-        ("single image", "single", "times"),
-        (f"stack of {args.stack}", "stack", "stack_times"),
-        (f"single {args.large_size}² image", "large", "large_times"),
-    ):
-        for k, rows in flat[key].items():
-            if key == "large" and (k == "basicpy" or not args.large):  # none run, or fails (row above)
+    for kind, results, times in parts:
+        for k, rows in results.items():
+            if kind.startswith("single ") and kind != "single image" and k in ("basicpy", "blur_best"):
                 continue
             if not rows:
-                f_rows.append([kind, fnames[k], f"fails: {flat['failures'].get(key, '?')}", "–", "–", "–"])
+                f_rows.append([kind, fnames[k], f"fails: {flat['failures'].get(kind, '?')}", "–", "–", "–"])
                 continue
             f_rows.append(
                 [
@@ -508,7 +559,7 @@ def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: st
                     f"{_mean(rows, 'field_simse'):.5f}",
                     f"{_mean(rows, 'corrected_psnr'):.2f}",
                     f"{_mean(rows, 'uncorrected_psnr'):.2f}",
-                    f"{np.median(flat[tkey][k]):.1f}",
+                    "–" if k == "blur_best" else f"{np.median(times[k]):.1f}",
                 ]
             )
     flat_table = markdown_table(
@@ -525,9 +576,15 @@ def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: st
     print(flat_table)
     record = {
         "flat_single": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["single"].items() if v},
-        "flat_stack": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["stack"].items() if v},
+        "flat_stacks": {
+            sk: {k: {m: _mean(v, m) for m in v[0]} for k, v in res.items() if v}
+            for sk, res in flat["stack"].items()
+        },
         "flat_times": {k: float(np.median(v)) for k, v in flat["times"].items() if v},
-        "stack_times": {k: float(np.median(v)) for k, v in flat["stack_times"].items() if v},
+        "stack_times": {
+            sk: {k: float(np.median(v)) for k, v in res.items() if v}
+            for sk, res in flat["stack_times"].items()
+        },
         "flat_large": {k: {m: _mean(v, m) for m in v[0]} for k, v in flat["large"].items() if v},
         "large_times": {k: float(np.median(v)) for k, v in flat["large_times"].items() if v},
         "failures": flat["failures"],
@@ -550,7 +607,8 @@ def report_flat(flat: dict, args: argparse.Namespace, params: dict, settings: st
         + f"{machine()}; {time.strftime('%Y-%m-%d')}; {(time.perf_counter() - t0) / 60:.0f} min. {settings}\n\n"
         f"I = F·X + {DARK} + noise σ {NOISE}: held-out {'real' if real else 'synthetic'} nuclei under held-out "
         f"synthetic fields, {args.flat} single "
-        f"{args.size}² images, {max(1, args.flat // 2)} stacks of {args.stack} {args.size}² planes sharing one "
+        f"{args.size}² images, {max(1, args.flat // 2)} stacks each of {' and '.join(map(str, args.stack))} "
+        f"{args.size}² planes sharing one "
         f"field, and {args.large} single {args.large_size}² image(s). Corrected PSNR after the best gain and "
         "offset for every method (the uncorrected column is the input's). BaSiCPy (installed from PyPI) "
         "with a dark-field, fitted on the stack, and on each single image as a stack of one."

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio as psnr
 from skimage.transform import resize
 
-from napari_genprior.data.real import real_planes
 from napari_genprior.data.generators import EVAL_SEED_START, illumination
+from napari_genprior.data.real import real_planes
 from napari_genprior.data.synthetic import poisson_gaussian_noise
 from napari_genprior.engines import classical, dip, glean, irn, join
 from napari_genprior.engines.base import drive

@@ -1,4 +1,5 @@
-"""Screenshots of the Deep Image Prior widget in a real napari window, for docs/dip.md.
+"""Screenshots of the widgets in a real napari window: Deep Image Prior (docs/dip.md) and the IRN,
+GLEAN and JoIN flat-field widgets after a run (docs/irn.md, docs/glean.md, docs/join.md).
 
 Run under a display, e.g. ``make docs`` (which uses ``xvfb-run``)::
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import napari
+import numpy as np
 from qtpy.QtCore import QEventLoop, QTimer
 from qtpy.QtWidgets import QApplication
 
@@ -70,6 +72,71 @@ def main() -> None:
     print("wrote", *sorted(p.name for p in OUT.glob("dip_widget_*.png")))
     viewer.close()
     QApplication.instance().processEvents()
+    for name, make in (("irn", _irn), ("glean", _glean), ("join", _join)):
+        viewer = napari.Viewer(title=f"napari-genprior: {name}")
+        viewer.window.resize(1400, 900)
+        widget = make(viewer)
+        wait(1000)
+        widget.run()
+        wait_until(lambda w=widget: not w.running)
+        wait(500)
+        viewer.grid.enabled = True
+        viewer.reset_view()
+        wait(500)
+        iio.imwrite(OUT / f"{name}_widget.png", viewer.screenshot(canvas_only=False, flash=False))
+        print("wrote", f"{name}_widget.png")
+        viewer.close()
+        QApplication.instance().processEvents()
+
+
+def _nuclei_plane() -> np.ndarray:
+    """A real held-out confocal nuclei plane (z = 33), 16-bit (``make data``)."""
+    from napari_genprior.data.real import real_planes
+
+    return (real_planes("nuclei", "held_out")[3] * 30000).astype(np.uint16)
+
+
+def _irn(viewer: napari.Viewer):
+    from napari_genprior._napari.irn_widget import IrnWidget
+
+    layer = viewer.add_image(_nuclei_plane(), name="nuclei", colormap="gray")
+    widget = IrnWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Invertible Rescaling", area="right")
+    widget.image.value = layer
+    widget.mode.value = "roundtrip"
+    return widget
+
+
+def _glean(viewer: napari.Viewer):
+    from skimage.transform import downscale_local_mean
+
+    from napari_genprior._napari.glean_widget import GleanWidget
+
+    hr = _nuclei_plane()[64:192, 64:192].astype(np.float32)
+    lr = downscale_local_mean(hr, 8).astype(np.float32)
+    viewer.add_image(hr, name="truth", colormap="gray", visible=False)
+    layer = viewer.add_image(lr, name="nuclei_lr", colormap="gray", scale=(8, 8), translate=(3.5, 3.5))
+    widget = GleanWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="GLEAN", area="right")
+    widget.image.value = layer
+    return widget
+
+
+def _join(viewer: napari.Viewer):
+    from napari_genprior._napari.join_widget import FlatfieldWidget
+    from napari_genprior.data.real import real_planes
+
+    yy, xx = np.mgrid[0:256, 0:256] / 256.0
+    field = 0.45 + 0.55 * np.exp(-((yy - 0.4) ** 2 + (xx - 0.6) ** 2) / 0.2)
+    planes = list(real_planes("nuclei", "held_out")) + list(real_planes("timelapse", "held_out"))
+    stack = np.stack([p[:256, :256] for p in planes])
+    rng = np.random.default_rng(0)
+    img = ((stack * field + 0.05 + 0.005 * rng.standard_normal(stack.shape)) * 20000).astype(np.uint16)
+    layer = viewer.add_image(img, name="stack", colormap="gray")
+    widget = FlatfieldWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Flat-field correction (JoIN)", area="right")
+    widget.image.value = layer
+    return widget
 
 
 if __name__ == "__main__":
