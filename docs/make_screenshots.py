@@ -36,7 +36,12 @@ def wait_until(cond, timeout_ms: int = 600_000) -> None:
 
 
 def main() -> None:
+    import sys
+
     OUT.mkdir(parents=True, exist_ok=True)
+    only = sys.argv[1:]  # e.g. `join`: only that widget's screenshot
+    if only:
+        return _others(only)
     viewer = napari.Viewer(title="napari-genprior: Deep Image Prior")
     viewer.window.resize(1400, 900)
     (clean, cmeta, _), (noisy, nmeta, _) = fluorescence_sample()
@@ -72,7 +77,12 @@ def main() -> None:
     print("wrote", *sorted(p.name for p in OUT.glob("dip_widget_*.png")))
     viewer.close()
     QApplication.instance().processEvents()
-    for name, make in (("irn", _irn), ("glean", _glean), ("join", _join)):
+    _others(["irn", "glean", "join"])
+
+
+def _others(names: list[str]) -> None:
+    makers = {"irn": _irn, "glean": _glean, "join": _join}
+    for name, make in ((n, makers[n]) for n in names):
         viewer = napari.Viewer(title=f"napari-genprior: {name}")
         viewer.window.resize(1400, 900)
         widget = make(viewer)
@@ -128,8 +138,9 @@ def _join(viewer: napari.Viewer):
 
     yy, xx = np.mgrid[0:256, 0:256] / 256.0
     field = 0.45 + 0.55 * np.exp(-((yy - 0.4) ** 2 + (xx - 0.6) ** 2) / 0.2)
-    planes = list(real_planes("nuclei", "held_out")) + list(real_planes("timelapse", "held_out"))
-    stack = np.stack([p[:256, :256] for p in planes])
+    # tiles of different fields of view, as a tile scan gives: 4 crops of each held-out time-lapse frame
+    frames = real_planes("timelapse", "held_out")
+    stack = np.stack([f[y : y + 256, x : x + 256] for f in frames for y in (0, 255) for x in (0, 255)])
     rng = np.random.default_rng(0)
     img = ((stack * field + 0.05 + 0.005 * rng.standard_normal(stack.shape)) * 20000).astype(np.uint16)
     layer = viewer.add_image(img, name="stack", colormap="gray")

@@ -5,7 +5,11 @@ Tuning only: specimens are crops of the *training* planes of ``data.real`` (neve
 ones the benchmark reports on) and fields/noise use tuning seeds (700 000 …). The cases are built
 as ``benchmarks/join_bench.py --real-specimens`` builds its stacks (I = F·X + D + noise).
 
-    python -m studies.flatfield_stack_init [--stacks 6] [--planes 8] [--basicpy]
+    python -m studies.flatfield_stack_init [--stacks 6] [--planes 8] [--basicpy] [--priors]
+    python -m studies.flatfield_stack_init --sparse --planes 20 --basicpy   # tiles of sparse cells
+
+``--sparse``: a tile scan of sparse cells instead (crops at random positions of the time-lapse's
+training frames: a few cells on a dark background per tile, BaSiC's own use case).
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import argparse
 import time
 
 import numpy as np
-
 from benchmarks.join_bench import DARK, NOISE, _basic, _field, _flat_metrics
+
 from napari_genprior.data.real import real_planes
-from napari_genprior.engines.flatstack import stack_estimate
 from napari_genprior.engines.classical import blur_flatfield
+from napari_genprior.engines.flatstack import stack_estimate
 
 TUNE_SEED = 700_000
 
@@ -35,6 +39,20 @@ def train_specimens(n: int, size: int, seed: int) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
+def sparse_case(j: int, n: int, size: int) -> dict:
+    """``n`` tiles of sparse cells: crops at random positions of the time-lapse's training frames."""
+    frames = real_planes("timelapse", "train")
+    rng = np.random.default_rng(TUNE_SEED + 10_000 + j)
+    f = _field(TUNE_SEED + 10_050 + j, size)
+    xs = []
+    for i in rng.integers(0, len(frames), n):
+        y, x = rng.integers(0, frames[i].shape[0] - size + 1, 2)
+        xs.append(frames[i][y : y + size, x : x + size])
+    xs = np.stack(xs).astype(np.float32)
+    img = f * xs + DARK + NOISE * rng.standard_normal(xs.shape)
+    return {"image": img.astype(np.float32), "specimen": xs, "field": f / f.mean()}
+
+
 def case(j: int, n: int, size: int) -> dict:
     rng = np.random.default_rng(TUNE_SEED + j)
     f = _field(TUNE_SEED + 50 + j, size)
@@ -49,6 +67,8 @@ def main() -> None:
     ap.add_argument("--planes", type=int, default=8)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--basicpy", action="store_true")
+    ap.add_argument("--priors", action="store_true", help="also JoIN's joint inversion (minutes per stack)")
+    ap.add_argument("--sparse", action="store_true", help="tiles of sparse cells (see above)")
     args = ap.parse_args()
     rows: dict[str, list[dict]] = {}
 
@@ -58,7 +78,7 @@ def main() -> None:
         rows.setdefault(name, []).append(m)
 
     for j in range(args.stacks):
-        c = case(j, args.planes, args.size)
+        c = (sparse_case if args.sparse else case)(j, args.planes, args.size)
         stack = c["image"]
         t0 = time.perf_counter()
         corr, ff = blur_flatfield(stack)
@@ -71,6 +91,11 @@ def main() -> None:
             est = stack_estimate(stack, **kw)
             dt = time.perf_counter() - t0
             add(label, (stack - est.dark) / est.flatfield, est.flatfield, c, dt)
+        if args.priors:
+            from benchmarks.join_bench import _join
+
+            res, dt = _join(stack, {"forward": "flatfield", "stack_method": "priors"})
+            add("JoIN priors", res.layer("corrected").data, res.layer("flatfield").data, c, dt)
         if args.basicpy:
             got = _basic(stack)
             if not isinstance(got, str):

@@ -22,6 +22,7 @@ from .runner import (
     layer_array,
     run_button,
     status_label,
+    wrapping_label,
 )
 
 __all__ = ["GleanWidget", "glean_inputs"]
@@ -75,10 +76,9 @@ class GleanWidget(RunControls, ImageChoices, Container):
             "`napari-genprior train glean` on images like yours: the detail comes from what it was "
             "trained on",
         )
-        self.model_info = Label(
-            value="", tooltip="which model runs, and what its model card measured on held-out images"
+        self.model_info = wrapping_label(
+            "which model runs, and what its model card measured on held-out images"
         )
-        self.model_info.native.setWordWrap(True)
         self.overlap = FloatSpinBox(
             label="tile overlap",
             min=0.0,
@@ -124,8 +124,11 @@ class GleanWidget(RunControls, ImageChoices, Container):
             self.model_info.value = f"no bundled {name}: choose a model file"
             return
         if "glean_psnr" in m:
+            # say what data the number is on: the card's held-out set is made like its training data
+            data = "synthetic" if "synthetic" in str(card(name).get("data", "")) else "real"
             self.model_info.value = (
-                f"{name}: held-out PSNR {m['glean_psnr']:.1f} dB (bicubic {m['bicubic_psnr']:.1f} dB)"
+                f"{name}: PSNR {m['glean_psnr']:.1f} dB (bicubic {m['bicubic_psnr']:.1f} dB) on held-out "
+                f"{data} images{'; on real nuclei far less (docs/glean.md)' if data == 'synthetic' else ''}"
             )
         else:
             self.model_info.value = name

@@ -22,6 +22,7 @@ from .runner import (
     layer_array,
     run_button,
     status_label,
+    wrapping_label,
 )
 
 __all__ = ["IrnWidget", "irn_inputs"]
@@ -105,8 +106,8 @@ class IrnWidget(RunControls, ImageChoices, Container):
             tooltip="empty: the bundled model for the scale (irn-x2 or irn-x4). Or a network file "
             "(weights) made by `napari-genprior train irn`, or one in the official IRN layout",
         )
-        self.model_info = Label(
-            value="", tooltip="which model runs, and what its model card measured on held-out images"
+        self.model_info = wrapping_label(
+            "which model runs, and what its model card measured on held-out images"
         )
         self.samples = SpinBox(
             label="draws",
@@ -177,15 +178,20 @@ class IrnWidget(RunControls, ImageChoices, Container):
         tau = irn.recommended_tau(path)
         self.tau.value = tau
         try:
-            mean = card(name).get("metrics", {}).get("mean", {})
+            info = card(name)
         except KeyError:  # weights without a model card
-            mean = {}
+            info = {}
+        mean = info.get("metrics", {}).get("mean", {})
+        real = info.get("real_held_out", {})
         key = "irn_psnr_tau0" if tau == 0 else "irn_psnr_tau1"
         if key in mean:
-            self.model_info.value = (
-                f"{name}: held-out round trip {mean[key]:.1f} dB at tau={tau:g} "
-                f"(bicubic {mean['bicubic_psnr']:.1f} dB)"
-            )
+            # the number for data like a microscopist's first: real held-out images, then the card's
+            # own held-out set (photographs and synthetic fluorescence)
+            text = f"{name}: round trip at tau={tau:g}"
+            if "irn_psnr" in real:
+                text += f", real held-out microscopy {real['irn_psnr']:.1f} dB (bicubic {real['bicubic_psnr']:.1f})"
+            text += f"; photographs + synthetic {mean[key]:.1f} dB (bicubic {mean['bicubic_psnr']:.1f})"
+            self.model_info.value = text
         else:
             self.model_info.value = name
 

@@ -49,8 +49,9 @@ EXPLAIN = {
     "intrinsic": "intrinsic: image = albedo × shading (the image is taken as linear; gamma 2.2 for sRGB photos). "
     "Outputs: albedo, shading, reconstruction, residual and the pixels the model cannot explain.",
     "flatfield": "flatfield: image = flat-field × specimen + dark-field. A stack shares one field (per-plane "
-    "turns that off). Outputs: corrected specimen, flat-field (mean 1), dark-field, reconstruction, residual "
-    "and the pixels the model cannot explain.",
+    "turns that off), found from the stack's statistics in seconds. Outputs: corrected specimen, flat-field "
+    "(mean 1), dark-field; solved with the priors (single images), also the reconstruction, residual and "
+    "the pixels the model cannot explain.",
 }
 
 

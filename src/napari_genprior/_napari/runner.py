@@ -38,6 +38,7 @@ __all__ = [
     "result_layers",
     "run_button",
     "status_label",
+    "wrapping_label",
 ]
 
 #: Seconds between preview updates at most: each one redraws the canvas, which on a machine
@@ -74,9 +75,14 @@ def device_box() -> ComboBox:
 
 def status_label() -> Label:
     """A status line that wraps instead of widening the dock; the full text is also its tooltip."""
+    return wrapping_label(STATUS_TOOLTIP)
+
+
+def wrapping_label(tooltip: str) -> Label:
+    """A read-only line that wraps to the dock's width instead of widening it."""
     from qtpy.QtWidgets import QSizePolicy
 
-    label = Label(value="", tooltip=STATUS_TOOLTIP)
+    label = Label(value="", tooltip=tooltip)
     label.native.setWordWrap(True)
     # Ignored: the layout never widens the dock for a long message; the text wraps to the width.
     label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
