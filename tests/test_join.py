@@ -571,3 +571,28 @@ def test_stack_statistics_recover_a_field_and_dark_offset():
     assert float(np.abs(off.layer("darkfield").data).max()) == 0.0
     few = drive(join.run(stack[:8], {"forward": "flatfield"}, device="cpu"))  # too few planes: not subtracted
     assert not few.metadata["dark_identified"] and "not subtracted" in few.metadata["warnings"][-1]
+
+
+def test_a_stack_of_sparse_cells_is_flagged():
+    """Tiles that are mostly background (a few cells each) are where the stack statistics follow
+    the cells more than the field: the run says so; dense tiles are not flagged."""
+    from napari_genprior.engines.flatstack import SPARSE_OCCUPANCY, occupancy
+
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[0:128, 0:128]
+
+    def tiles(n_cells):
+        out = []
+        for _ in range(10):
+            x = np.full((128, 128), 0.02)
+            for cy, cx in rng.random((n_cells, 2)) * 128:
+                x += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 40.0)
+            out.append(x + 0.003 * rng.standard_normal(x.shape))
+        return np.stack(out).astype(np.float32)
+
+    sparse, dense = tiles(2), tiles(40)
+    assert occupancy(sparse) < SPARSE_OCCUPANCY < occupancy(dense)
+    res = drive(join.run(sparse, {"forward": "flatfield"}, device="cpu"))
+    assert any("mostly background" in w for w in res.metadata["warnings"])
+    res = drive(join.run(dense, {"forward": "flatfield"}, device="cpu"))
+    assert not any("mostly background" in w for w in res.metadata["warnings"])

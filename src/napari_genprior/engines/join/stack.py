@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ... import __version__
 from ...physics.composition import FlatField, _detail_correlation
 from ..base import EngineRun, OutputLayer, Progress, Result, check_cancel
-from ..flatstack import stack_estimate
+from ..flatstack import SPARSE_OCCUPANCY, occupancy, stack_estimate
 from .assemble import DISPLAY
 from .plan import Setup
 
@@ -39,6 +39,13 @@ def uses_statistics(setup: Setup) -> tuple[bool, str]:
     if p.forward != "flatfield" or p.per_plane or layout.n_planes < 2 or p.stack_method == "priors":
         return False, ""
     planes = torch.from_numpy(layout.to_planes(np.asarray(setup.arr, np.float32))[:, 0])
+    occ = occupancy(planes)
+    if occ < SPARSE_OCCUPANCY:
+        return True, (
+            f"the planes are mostly background (sparse cells: {occ:.0%} of the pixels stand out), where the "
+            "stack statistics follow the cells more than the field and measured worse than no correction "
+            "(docs/join.md): check the field, or use BaSiCPy for such tile scans"
+        )
     corr = _shared_content(planes)
     if corr >= FlatField.SHARED_CONTENT:
         return True, (
