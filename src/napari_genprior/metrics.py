@@ -162,9 +162,24 @@ def sliced_wasserstein(
     return float(np.mean(dists))
 
 
-def swd(reference: np.ndarray, candidate: np.ndarray, seed: int = 0, **kw) -> dict[str, object]:
+def standardise(images: np.ndarray) -> np.ndarray:
+    """Each image ``(N, H, W[, C])`` to mean 0.5 and standard deviation 0.15 (clipped to [0, 1]):
+    what is left is its texture and layout, not its brightness or contrast."""
+    x = np.asarray(images, np.float32)
+    axes = tuple(range(1, x.ndim))
+    m, s = x.mean(axes, keepdims=True), x.std(axes, keepdims=True) + 1e-6
+    return np.clip((x - m) / s * 0.15 + 0.5, 0.0, 1.0)
+
+
+def swd(
+    reference: np.ndarray, candidate: np.ndarray, seed: int = 0, standardised: bool = False, **kw
+) -> dict[str, object]:
     """SWD ×1000 of ``candidate`` images against ``reference`` images, both ``(N, H, W[, C])`` in
-    ``[0, 1]``: ``{"levels": [finest … coarsest], "mean": float}``."""
+    ``[0, 1]``: ``{"levels": [finest … coarsest], "mean": float}``. ``standardised``: each image
+    through :func:`standardise` first, so that brightness and contrast, which differ between
+    acquisitions (and between a z-stack's planes), do not count."""
+    if standardised:
+        reference, candidate = standardise(reference), standardise(candidate)
     reference = np.asarray(reference, np.float32)
     ref = laplacian_patches(reference, seed=seed, **kw)
     cand = laplacian_patches(candidate, seed=seed + 1, **kw)

@@ -454,18 +454,24 @@ def export_gan(
     # real nuclei sets: held-out crops show nuclei, so the samples scored must too
     thr = content_threshold("nuclei") if is_real_data(cfg.data) and cfg.data != "real-textures" else None
     fake, kept = _samples_like_held_out(gen, len(held), thr)
-    fidelity = {
-        "prior": swd(held, fake),
-        "baseline_blurred_noise": swd(held, blurred_noise(held, len(held), seed=1)),
+    noise = blurred_noise(held, len(held), seed=1)
+    fidelity = {"prior": swd(held, fake), "baseline_blurred_noise": swd(held, noise)}
+    # the same on standardised crops (texture and layout only): held-out planes differ from the
+    # training planes in brightness, which made real-vs-real score like blurred noise
+    texture = {
+        "prior": swd(held, fake, standardised=True),
+        "baseline_blurred_noise": swd(held, noise, standardised=True),
     }
     if train is not None:
         fidelity["real_vs_real"] = swd(held, train)
+        texture["real_vs_real"] = swd(held, train, standardised=True)
     synthetic = _synthetic_counterpart(cfg.data, cfg.size) if is_real_data(cfg.data) else None
     if synthetic is not None:
         # the prior this one replaces, scored on the same held-out patches
         synth = load_prior(synthetic)
         synth_x, synth_kept = _samples_like_held_out(synth, len(held), thr)
         fidelity["synthetic_prior"] = swd(held, synth_x)
+        texture["synthetic_prior"] = swd(held, synth_x, standardised=True)
     # interior: a frame artefact shared by all samples counts only in the whole-image figure
     inner = cfg.size // 8
     layout = {
@@ -520,6 +526,8 @@ def export_gan(
         "metrics": {
             "mean": {k: v["mean"] for k, v in fidelity.items()},
             "swd_levels": fidelity,
+            # finest level = texture (chromatin); mean over levels adds layout
+            "texture_swd": {k: {"finest": v["levels"][0], "mean": v["mean"]} for k, v in texture.items()},
             "layout_correlation": layout,
             **(
                 {"samples_kept_by_content_rule": {"prior": kept, "synthetic_prior": synth_kept}}
@@ -531,7 +539,8 @@ def export_gan(
         f"{len(held)} samples of the prior (seed 0, no truncation, stored float16 weights). "
         "layout_correlation: mean pairwise correlation of edge maps (≈ 0 for independent layouts, "
         "→ 1 when all samples share one layout), of whole images and of their interior (a border of "
-        "1/8 of the size left out)",
+        "1/8 of the size left out). texture_swd: the same SWD of crops standardised to one mean and "
+        "contrast each (metrics.standardise), at the finest pyramid level and over all levels",
         "samples_png": str(grid_png) if grid_png else None,
         "weights": "float16 (g_ema only)",
     }
