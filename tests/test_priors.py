@@ -144,3 +144,21 @@ def test_sampling_latents_do_not_replay_the_initialisation_stream():
     cos = torch.nn.functional.normalize(z, dim=1) @ torch.nn.functional.normalize(w1, dim=1).T
     assert float(cos.abs().max()) < 0.8  # random 32-d directions; a replayed row gives 1.0
     assert z.shape == (16, 32) and torch.equal(latents(4, 32, 0), z[:4])
+
+
+def test_standardised_swd_ignores_brightness_and_contrast_but_not_texture():
+    """texture_swd's comparison: the same images at another brightness and contrast score as low as
+    other draws of the same texture (the patch-sampling floor) standardised, far lower than raw;
+    blurred copies score far higher."""
+    from scipy.ndimage import gaussian_filter
+
+    from napari_genprior.metrics import swd
+
+    rng = np.random.default_rng(0)
+    a = np.clip(rng.random((16, 64, 64)) * 0.3 + 0.2, 0, 1).astype(np.float32)
+    b = (0.5 * a + 0.05).astype(np.float32)  # dimmer, lower contrast
+    blurred = np.stack([gaussian_filter(x, 1.5) for x in a]).astype(np.float32)
+    floor = swd(a, np.clip(rng.random((16, 64, 64)) * 0.3 + 0.2, 0, 1).astype(np.float32), standardised=True)
+    same = swd(a, b, standardised=True)["mean"]
+    assert same < 1.5 * floor["mean"] and same < 0.25 * swd(a, b)["mean"]
+    assert swd(a, blurred, standardised=True)["mean"] > 5 * same
