@@ -137,6 +137,12 @@ def stack_estimate(
                     f"the dark offset estimated ({d:.4g}) is implausible for this stack; none is subtracted"
                 )
                 d = 0.0
+            elif occupancy(x) < SPARSE_OCCUPANCY:
+                note = (
+                    f"dark offset estimated at {d:.4g} but not subtracted: the planes are mostly background, "
+                    "where subtracting it measured worse (the mean plane follows the cells)"
+                )
+                d = 0.0
             elif n < MIN_PLANES_FOR_DARK:
                 note = (
                     f"dark offset estimated at {d:.4g} but not subtracted: {n} planes are too few to tell it "
