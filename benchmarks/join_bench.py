@@ -91,12 +91,13 @@ def _field(seed: int, size: int) -> np.ndarray:
 SPECIMENS = {"source": "synthetic"}
 
 
-def _real_specimens(n: int, size: int, seed: int) -> np.ndarray:
-    """``n`` crops ``(n, size, size)`` in ``[0, 1]`` of distinct held-out real planes (the 6 confocal
-    nuclei planes and 5 time-lapse frames of ``data.real``; more than 11 repeat planes)."""
+def _real_specimens(n: int, size: int, seed: int, split: str = "held_out") -> np.ndarray:
+    """``n`` crops ``(n, size, size)`` in ``[0, 1]`` of distinct real planes of ``split`` (held out:
+    the 6 confocal nuclei planes and 5 time-lapse frames of ``data.real``; more than there are
+    repeat planes). Studies tune on ``split="train"``."""
     from napari_genprior.data.real import real_planes
 
-    planes = list(real_planes("nuclei", "held_out")) + list(real_planes("timelapse", "held_out"))
+    planes = list(real_planes("nuclei", split)) + list(real_planes("timelapse", split))
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(planes))[:n] if n <= len(planes) else rng.integers(len(planes), size=n)
     out = []

@@ -18,25 +18,13 @@ import argparse
 import time
 
 import numpy as np
-from benchmarks.join_bench import DARK, NOISE, _basic, _field, _flat_metrics
+from benchmarks.join_bench import DARK, NOISE, _basic, _field, _flat_metrics, _real_specimens
 
 from napari_genprior.data.real import real_planes
 from napari_genprior.engines.classical import blur_flatfield
 from napari_genprior.engines.flatstack import stack_estimate
 
 TUNE_SEED = 700_000
-
-
-def train_specimens(n: int, size: int, seed: int) -> np.ndarray:
-    planes = list(real_planes("nuclei", "train")) + list(real_planes("timelapse", "train"))
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(planes))[:n]
-    out = []
-    for i in idx:
-        p = planes[i]
-        y, x = rng.integers(0, p.shape[0] - size + 1), rng.integers(0, p.shape[1] - size + 1)
-        out.append(p[y : y + size, x : x + size])
-    return np.stack(out).astype(np.float32)
 
 
 def sparse_case(j: int, n: int, size: int) -> dict:
@@ -56,7 +44,7 @@ def sparse_case(j: int, n: int, size: int) -> dict:
 def case(j: int, n: int, size: int) -> dict:
     rng = np.random.default_rng(TUNE_SEED + j)
     f = _field(TUNE_SEED + 50 + j, size)
-    xs = train_specimens(n, size, TUNE_SEED + 1000 * j)
+    xs = _real_specimens(n, size, TUNE_SEED + 1000 * j, split="train")
     img = f * xs + DARK + NOISE * rng.standard_normal(xs.shape)
     return {"image": img.astype(np.float32), "specimen": xs, "field": f / f.mean()}
 
