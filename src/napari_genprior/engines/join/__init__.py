@@ -158,7 +158,11 @@ def run(
     input and the residual 0).
     """
     # checked now, so bad input fails at the call; the work starts at the first step
-    setup = prepare(image, params, device=device)
+    return _solve(prepare(image, params, device=device), cancel)
+
+
+def _solve(setup: Setup, cancel: Callable[[], bool] | None) -> EngineRun:
+    """The run ``setup`` asks for: a flat-field stack by its statistics, anything else by the priors."""
     statistics, note = uses_statistics(setup)
     notes = [note] if note else []
     return execute_statistics(setup, cancel, notes) if statistics else _execute(setup, cancel, notes)
@@ -215,11 +219,7 @@ def run_lazy_stack(
 
 
 def _lazy_stack(setup: Setup, data: Any, picks: list[int], cancel: Callable[[], bool] | None) -> EngineRun:
-    statistics, note = uses_statistics(setup)
-    notes = [note] if note else []
-    solved = yield from (
-        execute_statistics(setup, cancel, notes) if statistics else _execute(setup, cancel, notes)
-    )
+    solved = yield from _solve(setup, cancel)
     field = solved.layer("flatfield").data
     dark = solved.layer("darkfield").data
     field, dark = field.reshape(field.shape[-2:]), np.broadcast_to(dark, field.shape[-2:])
