@@ -20,6 +20,7 @@ from .base import EngineRun, OutputLayer, Progress, Result
 __all__ = [
     "MAX_OUTPUT_BYTES",
     "MAX_PLANE_PIXELS",
+    "Start",
     "is_lazy",
     "lead_axes",
     "plane_indices",
