@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..imaging import Normalizer
 from .base import EngineRun, OutputLayer, Progress, Result
 
 __all__ = [
@@ -124,10 +125,9 @@ def run_planewise(
 
 
 def _own_range(plane: np.ndarray) -> tuple[float, float]:
-    if plane.dtype == np.uint8:
-        return 0.0, 255.0
-    lo, hi = float(plane.min()), float(plane.max())
-    return lo, hi if hi > lo else lo + 1.0
+    """The range the engines would map to [0, 1] for this plane alone (:class:`Normalizer`)."""
+    norm = Normalizer.fit(plane)
+    return norm.lo, norm.hi
 
 
 def _drive_shared(
@@ -150,7 +150,8 @@ def _drive_shared(
             part=f"plane {i + 1}/{n}",
             loss_label="",
         )
-    rng = (0.0, 255.0) if np.dtype(data.dtype) == np.uint8 else (lo, hi if hi > lo else lo + 1.0)
+    # the engines' own rule (Normalizer.fit) on the whole stack's extremes
+    rng = _own_range(np.array([lo, hi], dtype=data.dtype))
     pos0 = _position(0, lead_shape)
     first = start(_read(data, indices[0]), pos0, rng)
     return (yield from _drive(data, indices, lead_shape, first, start, n, rng))
