@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import torch
 
-__all__ = ["estimate_poisson_gaussian", "estimate_sigma_pca", "gaussian_loss", "poisson_gaussian_nll"]
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+__all__ = [
+    "anscombe",
+    "anscombe_inverse",
+    "estimate_poisson_gaussian",
+    "estimate_sigma_pca",
+    "gaussian_loss",
+    "poisson_gaussian_nll",
+]
 
 
 def gaussian_loss(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -90,3 +101,17 @@ def estimate_sigma_pca(image: np.ndarray, patch: int = 7, max_patches: int = 400
         if np.sum(tail > tau) >= np.sum(tail < tau):  # big (content) eigenvalues no longer pull the mean up
             return float(np.sqrt(tau))
     return float(np.sqrt(lam[-1]))
+
+
+def anscombe(y: ArrayT, a: float, b: float) -> ArrayT:
+    """Generalised Anscombe transform of ``y`` (array or tensor, any shape) whose noise variance
+    is ``a·x + b`` (``a > 0``; the image's units): the result's noise has unit variance."""
+    arg = a * y + 0.375 * a * a + b
+    root = arg.clamp_min(0.0).sqrt() if isinstance(arg, torch.Tensor) else np.sqrt(np.maximum(arg, 0.0))
+    return 2.0 / a * root
+
+
+def anscombe_inverse(z: ArrayT, a: float, b: float) -> ArrayT:
+    """The asymptotically unbiased inverse of :func:`anscombe` (E[z] ≈ 2√(x/a + 1/8 + b/a²)):
+    back to the image's units, same shape."""
+    return a * ((z / 2.0) ** 2 - 0.125 - b / (a * a))

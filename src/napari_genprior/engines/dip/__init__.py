@@ -1,9 +1,11 @@
 """Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, CVPR 2018): restore one image by fitting an
 untrained hourglass network to it. Tasks: ``denoise``, ``inpaint`` and ``sr`` (×2/×4/×8).
+Denoising runs the collaborative block-matching filter by default (``method="auto"``), the network
+with ``method="dip"``.
 
 Pure torch + numpy. Usage (``dip`` and ``drive`` come from ``napari_genprior.engines``)::
 
-    result = drive(dip.run(noisy, {"task": "denoise", "iterations": 300}))
+    result = drive(dip.run(noisy, {"task": "denoise", "method": "dip", "iterations": 300}))
     restored = result.layers[0].data          # same shape, dtype and range as ``noisy``
 
 The package: :mod:`.params` (presets, parameters), :mod:`.stopping` (automatic stopping rules),
@@ -18,6 +20,7 @@ from .fit import AVG_RAMP, build_net
 from .params import (
     CONVERGED_STEPS,
     DEFAULT_TILE,
+    METHODS,
     NOISE_MODELS,
     PRESETS,
     SCALES,
@@ -38,6 +41,7 @@ __all__ = [
     "CONVERGED_STEPS",
     "DEFAULT_TILE",
     "DIPParams",
+    "METHODS",
     "MovingWindow",
     "NOISE_MODELS",
     "PRESETS",

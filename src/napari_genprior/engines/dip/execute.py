@@ -14,8 +14,9 @@ import torch
 
 from ... import __version__
 from ...imaging import Normalizer, PlaneLayout, check_image, guess_channel_axis
-from ...physics.noise import estimate_poisson_gaussian, estimate_sigma_pca
-from ..base import EngineRun, InputError, OutputLayer, Progress, Result, resolve_device
+from ...physics.noise import anscombe, anscombe_inverse, estimate_poisson_gaussian, estimate_sigma_pca
+from ..base import Cancelled, EngineRun, InputError, OutputLayer, Progress, Result, resolve_device
+from ..blockmatch import blockmatch_denoise
 from ..tiling import Tile, TileBlender, tile_plan
 from .fit import FitContext, PlaneFit, PlaneJob, fit_plane
 from .params import (
@@ -96,6 +97,8 @@ def run(
     ch = guess_channel_axis(arr.shape) if p.channel_axis == "auto" else p.channel_axis
     layout = PlaneLayout(arr.shape, ch)
     missing = _check_mask(mask, layout, arr.shape) if p.task == "inpaint" else None
+    if p.resolved_method == "filter":
+        return _execute_filter(arr, p, layout, cancel)
     dev = resolve_device(device)
     cfg = resolve_config(p)
     cfg["precision"] = resolve_precision(cfg["precision"], dev)
@@ -139,6 +142,65 @@ def _noise_settings(
     # patch PCA, which fine texture inflates less than the Haar detail behind ``noise_est``.
     white = [(0.0, _sigma2_pca(plane, ab)) for plane, ab in zip(planes, noise_est)]
     return [None] * n, white if white else [None] * n, []
+
+
+def _filter_plane(
+    plane: np.ndarray, p: DIPParams, cancel: Callable[[], bool] | None
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Denoise one ``(C, H, W)`` plane in ``[0, 1]`` with the block-matching filter; returns the
+    estimate (same shape, ``[0, 1]``) and the noise it assumed (normalised units).
+
+    Gaussian: σ by patch PCA (the estimate BM3D-estimated gets in benchmarks/denoise_peers.py).
+    Poisson–Gaussian: the variance ``a·x + b`` (the user's values, else the Haar estimate) is made
+    uniform by the generalised Anscombe transform, filtered at σ = 1 and transformed back."""
+    ab = [estimate_poisson_gaussian(ch) for ch in plane]
+    fallback = (float(np.mean([a for a, _ in ab])), float(np.mean([b for _, b in ab])))
+    x = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32))
+    if p.noise_model == "poisson-gaussian":
+        a = p.noise_a if p.noise_a is not None else fallback[0]
+        b = p.noise_b if p.noise_b is not None else fallback[1]
+        if a > 0:
+            z = blockmatch_denoise(anscombe(x, a, b), 1.0, cancel=cancel)
+            return anscombe_inverse(z, a, b).clamp(0.0, 1.0).numpy(), {"a": a, "b": b}
+        sigma = math.sqrt(max(b, 0.0))  # no signal-dependent part: plain Gaussian
+    else:
+        sigma = math.sqrt(_sigma2_pca(plane, fallback))
+    out = blockmatch_denoise(x, sigma, cancel=cancel)
+    return out.clamp(0.0, 1.0).numpy(), {"sigma": sigma}
+
+
+def _execute_filter(
+    arr: np.ndarray, p: DIPParams, layout: PlaneLayout, cancel: Callable[[], bool] | None
+) -> EngineRun:
+    """Denoising by the block-matching filter, plane by plane: one progress event per plane."""
+    norm = Normalizer.fit(arr)
+    planes = layout.to_planes(norm.forward(arr))
+    n = len(planes)
+    t0 = time.perf_counter()
+    outs, noise = [], []
+    for k, plane in enumerate(planes):
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled")
+        out, level = _filter_plane(plane, p, cancel)
+        outs.append(out)
+        noise.append({key: round(v, 7) for key, v in level.items()})
+        preview = layout.plane_view(norm.inverse(out, cast=False)) if p.preview_every else None
+        yield Progress(k + 1, n, math.nan, preview, part=f"plane {k + 1}/{n}" if n > 1 else "")
+    wall = time.perf_counter() - t0
+    data = norm.inverse(layout.from_planes(np.stack(outs)))
+    meta = {
+        "engine": "dip",
+        "napari_genprior_version": __version__,
+        "task": "denoise",
+        "method": "filter",
+        "noise_model": p.noise_model,
+        "noise": noise,
+        "channel_axis": layout.channel_axis,
+        "planes": n,
+        "wall_time_s": round(wall, 3),
+        "input_range": [norm.lo, norm.hi],
+    }
+    return Result([OutputLayer(data, "dip_denoise", "image", 1.0)], meta)
 
 
 def _fit_tiled(
@@ -265,6 +327,7 @@ def _metadata(
         "engine": "dip",
         "napari_genprior_version": __version__,
         **{k: v for k, v in dataclasses.asdict(p).items() if k not in OVERRIDABLE},
+        "method": "dip",
         "seed": seed,
         "device": str(dev),
         "config": cfg,

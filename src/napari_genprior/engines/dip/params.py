@@ -18,6 +18,11 @@ from .stopping import auto_stop_settings
 TASKS = ("denoise", "inpaint", "sr")
 SCALES = (2, 4, 8)
 NOISE_MODELS = ("gaussian", "poisson-gaussian")
+#: How a run restores: ``filter`` (denoising only): the collaborative block-matching filter
+#: (:mod:`napari_genprior.engines.blockmatch`), seconds, no network; ``dip``: fit the network;
+#: ``auto``: ``filter`` for denoising (on the tuning images the network's estimate added nothing
+#: to the filter's, docs/dip.md), ``dip`` for inpainting and SR.
+METHODS = ("auto", "filter", "dip")
 
 #: Per-task settings of the paper's notebooks. ``reg_noise`` for denoising is 1/30 at σ=25 and
 #: 1/20 at σ=50: the engine picks it from the estimated noise level (``denoise_reg``).
@@ -103,6 +108,8 @@ class DIPParams:
     """Parameters of one DIP run. ``None`` means "the preset's value".
 
     - ``task``: ``denoise`` | ``inpaint`` | ``sr``; ``scale``: 2, 4 or 8 (``sr`` only).
+    - ``method``: ``auto``, ``filter`` or ``dip`` (:data:`METHODS`). The filter ignores the
+      network's settings (preset, steps, seed, previews).
     - ``noise_model``: ``gaussian`` or ``poisson-gaussian`` (denoise; photon-count data).
       ``noise_a``/``noise_b``: variance ``a·x + b`` in units of the normalised ``[0, 1]`` image;
       estimated from the image when ``None``.
@@ -125,6 +132,7 @@ class DIPParams:
 
     task: str = "denoise"
     scale: int = 4
+    method: str = "auto"
     preset: str = "fast"
     iterations: int | str | None = None
     seed: int | None = 0
@@ -150,11 +158,26 @@ class DIPParams:
     def from_any(cls, params: DIPParams | dict[str, Any] | None) -> DIPParams:
         return params_from(cls, params, "DIP")
 
+    @property
+    def resolved_method(self) -> str:
+        """``filter`` or ``dip``: what ``auto`` stands for with this task."""
+        if self.method != "auto":
+            return self.method
+        return "filter" if self.task == "denoise" else "dip"
+
     def validate(self) -> None:
         if self.task not in TASKS:
             raise InputError(f"unknown task {self.task!r}: choose one of {', '.join(TASKS)}")
         if self.preset not in PRESETS:
             raise InputError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
+        if self.method not in METHODS:
+            raise InputError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
+        if self.method == "filter" and self.task != "denoise":
+            raise InputError(f"the filter only denoises: use method 'dip' (or 'auto') for {self.task}")
+        if self.uncertainty and self.resolved_method == "filter":
+            raise InputError(
+                "the uncertainty layer is the spread of the network's last steps: choose method 'dip'"
+            )
         if self.task == "sr" and self.scale not in SCALES:
             raise InputError(f"scale must be one of {SCALES} for super-resolution, not {self.scale}")
         if self.precision is not None and self.precision not in runtime.PRECISIONS:
