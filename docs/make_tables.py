@@ -76,10 +76,12 @@ def models_table() -> str:
 
 PEERS_LOG = ROOT / "benchmarks" / "results" / "denoise_peers.jsonl"
 DIP_LABEL = "DIP fast, auto-stop"
+FILTER_LABEL = "plugin default: block-matching filter"
 
 
 def denoise_peers_table() -> str:
-    """DIP against BM3D and Noise2Void per case (the latest row of each case and method in
+    """The plugin's denoising (its default, the block-matching filter, and the DIP network) against
+    BM3D and Noise2Void per case (the latest row of each case and method in
     ``benchmarks/results/denoise_peers.jsonl``, written by ``python -m benchmarks.denoise_peers``)."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     if PEERS_LOG.exists():
@@ -88,15 +90,18 @@ def denoise_peers_table() -> str:
                 r = json.loads(line)
                 latest[(r["case"], r["label"])] = r
     rows = [
-        "| image (data) | noisy | DIP (default) | BM3D, true noise level | BM3D, estimated noise level "
-        "| Noise2Void | DIP − best peer | seconds: DIP · BM3D · N2V |",
-        "|---|---|---|---|---|---|---|---|",
+        "| image (data) | noisy | default: filter | DIP network | BM3D, true noise level "
+        "| BM3D, estimated noise level | Noise2Void | default − best peer "
+        "| seconds: filter · network · BM3D · N2V |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for case in dict.fromkeys(c for c, _ in latest):
+        f = latest.get((case, FILTER_LABEL))
         d = latest.get((case, DIP_LABEL))
-        if d is None:
+        first = f or d
+        if first is None:
             continue
-        peers = [r for (c, lab), r in latest.items() if c == case and lab != DIP_LABEL]
+        peers = [r for (c, lab), r in latest.items() if c == case and lab not in (DIP_LABEL, FILTER_LABEL)]
         true = next(
             (r for r in peers if r["label"].startswith("BM3D") and "estimated" not in r["label"]), None
         )
@@ -110,13 +115,14 @@ def denoise_peers_table() -> str:
 
         cells = [
             f"{case} ({'real, held out, simulated camera' if micro else '8-bit image, σ = 25'})",
-            f"{d['noisy_psnr']:.2f}",
-            f"{d['psnr']:.2f}",
+            f"{first['noisy_psnr']:.2f}",
+            cell(f),
+            cell(d),
             cell(true),
             cell(est),
             cell(n2v),
-            f"{d['psnr'] - best['psnr']:+.2f} dB ({best['label']})" if best else "–",
-            " · ".join(cell(r, "seconds", ".0f") for r in (d, true, n2v)),
+            f"{f['psnr'] - best['psnr']:+.2f} dB ({best['label']})" if best and f else "–",
+            " · ".join(cell(r, "seconds", ".0f") for r in (f, d, true, n2v)),
         ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -39,7 +39,7 @@ def test_paths_globs_and_folders_name_outputs_after_their_inputs(images, tmp_pat
     out = tmp_path / "out"
     unc = tmp_path / "unc"
     argv = ["dip", "denoise", str(images / "cell0.tif"), str(images / "cell[12].tif"), "-o", str(out)]
-    assert main([*argv, "--uncertainty", str(unc), *DIP]) == 0
+    assert main([*argv, "--uncertainty", str(unc), "--method", "dip", *DIP]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["batch.json", "cell0.tif", "cell1.tif", "cell2.tif"]
     assert sorted(p.name for p in unc.iterdir()) == [f"cell{i}_dip_uncertainty.tif" for i in range(3)]
     assert tifffile.imread(out / "cell1.tif").dtype == np.uint16

@@ -15,7 +15,7 @@ from napari_genprior.nets.skip import SkipNet
 from napari_genprior.physics.downsample import LanczosDownsampler, lanczos2_kernel
 from napari_genprior.physics.noise import estimate_poisson_gaussian
 
-TINY = {"channels": 16, "preview_every": 0}
+TINY = {"channels": 16, "preview_every": 0, "method": "dip"}
 
 
 def run(image, mask=None, **params):
@@ -319,7 +319,7 @@ def test_automatic_stopping_waits_until_the_fit_reaches_a_textured_image(monkeyp
     clean = skdata.brick()[:128, :128].astype(np.float64)
     noisy = np.rint(clean + np.random.default_rng(0).normal(0, 25, clean.shape)).clip(0, 255).astype(np.uint8)
     true_var = float(np.mean((noisy - clean) ** 2)) / 255.0**2
-    params = {"task": "denoise", "seed": 0}
+    params = {"task": "denoise", "method": "dip", "seed": 0}
     previews: dict[int, np.ndarray] = {}
     drive(
         dip.run(noisy, {**params, "iterations": 300, "preview_every": 20}, device="cpu"),
@@ -439,7 +439,9 @@ def test_fast_preset_steps_and_sr_network():
     preset gives SR ×4 nearly the paper's steps (1700 of 2000) and the paper's patience, denoising a
     short one; and a cheaper network."""
     sr = dip.resolve_config(dip.DIPParams.from_any({"task": "sr", "scale": 4, "iterations": "auto"}))
-    den = dip.resolve_config(dip.DIPParams.from_any({"task": "denoise", "iterations": "auto"}))
+    den = dip.resolve_config(
+        dip.DIPParams.from_any({"task": "denoise", "method": "dip", "iterations": "auto"})
+    )
     paper_sr = dip.resolve_config(dip.DIPParams.from_any({"task": "sr", "scale": 4, "preset": "paper"}))
     assert (sr["iterations"], paper_sr["iterations"]) == (1700, 2000)
     assert sr["auto_patience"] == 500 and den["auto_patience"] == 200
@@ -447,7 +449,9 @@ def test_fast_preset_steps_and_sr_network():
     # a cheaper network for SR only: zero padding, 8 input channels
     assert (sr["padding"], sr["input_depth"]) == ("zeros", 8)
     # denoising: at most 1800 steps (the paper runs 3000), so fast stays within 1/10 of its time
-    paper_den = dip.resolve_config(dip.DIPParams.from_any({"task": "denoise", "preset": "paper"}))
+    paper_den = dip.resolve_config(
+        dip.DIPParams.from_any({"task": "denoise", "method": "dip", "preset": "paper"})
+    )
     assert (den["iterations"], paper_den["iterations"]) == (1800, 3000)
     assert paper_sr.get("padding", "reflect") == den.get("padding", "reflect") == "reflect"
     assert den["input_depth"] == paper_sr["input_depth"] == 32
@@ -461,7 +465,7 @@ def test_fast_poisson_denoise_perturbs_the_input_by_the_noise_level():
     denoising picks it from the noise level too; the user's value wins."""
 
     def cfg(**kw):
-        return dip.resolve_config(dip.DIPParams.from_any({"task": "denoise", **kw}))
+        return dip.resolve_config(dip.DIPParams.from_any({"task": "denoise", "method": "dip", **kw}))
 
     pg = cfg(noise_model="poisson-gaussian")
     assert pg["reg_noise"] is None and pg["poisson_reg"] == 0.05  # chosen later from the estimated σ
@@ -485,7 +489,13 @@ def test_a_short_poisson_run_on_bright_16_bit_data_beats_its_input():
     clean = clean.astype(np.float64)
     rng = float(clean.max() - clean.min())
     assert np.mean((noisy - noisy.min()) / np.ptp(noisy) < 0.1) > 0.7  # mostly dark background
-    params = {"task": "denoise", "iterations": 300, "noise_model": "poisson-gaussian", "preview_every": 0}
+    params = {
+        "task": "denoise",
+        "method": "dip",
+        "iterations": 300,
+        "noise_model": "poisson-gaussian",
+        "preview_every": 0,
+    }
     res = drive(dip.run(noisy, {**params, "seed": 0}, device="cpu"))
     out = res.layers[0].data.astype(np.float64)
     assert res.metadata["config"]["reg_noise"] < 0.05
@@ -596,7 +606,14 @@ def test_a_short_run_on_a_dark_16_bit_image_is_no_worse_than_its_input(model, mo
 
     clean, noisy = poisson_gaussian_noise(fluorescence((64, 64), seed=3), seed=3)
     rng = float(clean.max() - clean.min())
-    params = {"task": "denoise", "iterations": 300, "noise_model": model, "preview_every": 0, "seed": 0}
+    params = {
+        "task": "denoise",
+        "method": "dip",
+        "iterations": 300,
+        "noise_model": model,
+        "preview_every": 0,
+        "seed": 0,
+    }
     noisy_psnr = psnr(clean, noisy.astype(np.float64), data_range=rng)
 
     def fit(steps: int) -> np.ndarray:

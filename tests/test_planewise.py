@@ -9,7 +9,7 @@ import pytest
 from napari_genprior.engines import dip, irn, join, planewise
 from napari_genprior.engines.base import InputError, drive
 
-DIP_FAST = {"task": "denoise", "iterations": 12, "preset": "fast", "seed": 0}
+DIP_FAST = {"task": "denoise", "method": "dip", "iterations": 12, "preset": "fast", "seed": 0}
 
 
 class OnePlaneAtATime:

@@ -19,6 +19,7 @@ def widget_and_viewer(make_napari_viewer):
     widget = DipWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.auto_stop.value = False  # the tests below set small iteration counts
+    widget.method.value = "dip"  # they test the network; the filter's own tests set it back
     return widget, viewer
 
 
@@ -358,3 +359,39 @@ def test_a_first_preview_at_the_last_step_still_ends_in_run_and_done(widget_and_
     assert "done in" in widget.status.value, widget.status.value
     # 3 steps are far from a converged fit: the status says so and what to do (issue 25)
     assert "not converged" in widget.status.value and "at least 300" in widget.status.value
+
+
+def test_denoise_defaults_to_the_filter_and_hides_the_network_settings(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = DipWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert widget.task.value == "denoise" and widget.method.value == "filter"
+    assert widget.params()["method"] == "filter"
+
+    def shown(w):  # set visible (the dock itself need not be on screen)
+        return not w.native.isHidden()
+
+    assert not any(shown(w) for w in (widget.preset, widget.iterations_auto, widget.seed, widget.uncertainty))
+    widget.method.value = "dip"
+    assert all(shown(w) for w in (widget.preset, widget.iterations_auto, widget.seed, widget.uncertainty))
+    widget.method.value = "filter"
+    widget.task.value = "sr"  # the filter only denoises: SR shows the network's settings, no method
+    assert not shown(widget.method) and shown(widget.preset)
+    widget.task.value = "denoise"
+
+    rng = np.random.default_rng(1)
+    clean = np.kron(rng.random((8, 8)), np.ones((8, 8))) * 150 + 50
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    layer = viewer.add_image(noisy, name="cells", scale=(0.5, 0.5))
+    widget.image.value = layer
+    widget.noise.value = "gaussian"
+    widget.uncertainty.value = True  # hidden with the filter, so it must not reach the engine
+    widget.run_button.clicked()
+    _wait_idle(qtbot, widget)
+    out = viewer.layers["cells_dip_denoise"]
+    assert out.metadata["method"] == "filter" and out.data.dtype == np.uint8
+    assert tuple(out.scale) == (0.5, 0.5)
+    err_in = np.abs(noisy.astype(float) - clean).mean()
+    assert np.abs(out.data.astype(float) - clean).mean() < 0.5 * err_in
+    np.testing.assert_array_equal(layer.data, noisy)  # input untouched
+    assert [lay.name for lay in viewer.layers] == ["cells", "cells_dip_denoise"]

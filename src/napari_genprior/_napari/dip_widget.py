@@ -175,6 +175,15 @@ class DipWidget(RunControls, ImageChoices, Container):
             "counts: integer data of more than 8 bits). Picked from the image when it is selected; "
             "change it when you know how your camera's noise behaves",
         )
+        self.method = ComboBox(
+            label="method",
+            choices=[("block-matching filter (seconds)", "filter"), ("DIP network (minutes)", "dip")],
+            value="filter",
+            tooltip="how to denoise. The block-matching filter (default) groups similar patches "
+            "and shrinks their noise together: seconds per image, and on the tuning images the "
+            "network's result added nothing to it. The DIP network fits a fresh network to the image "
+            "(minutes); its settings below apply to it only",
+        )
         self.channels_first = CheckBox(
             text="first axis is channels",
             value=False,
@@ -247,6 +256,7 @@ class DipWidget(RunControls, ImageChoices, Container):
                 self.mask,
                 self.scale,
                 self.noise,
+                self.method,
                 self.channels_first,
                 self.preset,
                 self.iterations,
@@ -261,6 +271,7 @@ class DipWidget(RunControls, ImageChoices, Container):
             ]
         )
         self.task.changed.connect(self._update_visibility)
+        self.method.changed.connect(self._update_visibility)
         self.auto_stop.changed.connect(self._update_visibility)
         for w in (self.scale, self.preset):
             w.changed.connect(self._update_iterations_text)
@@ -298,10 +309,18 @@ class DipWidget(RunControls, ImageChoices, Container):
         self.mask.visible = task == "inpaint"
         self.scale.visible = task == "sr"
         self.noise.visible = task == "denoise"
+        self.method.visible = task == "denoise"
+        network = not self._filtering()
+        for w in (self.preset, self.auto_stop, self.uncertainty, self.seed, self.preview_every):
+            w.visible = network
         auto = bool(self.auto_stop.value)
         self.iterations.enabled = not auto
-        self.iterations.visible, self.iterations_auto.visible = not auto, auto
+        self.iterations.visible, self.iterations_auto.visible = network and not auto, network and auto
         self._update_iterations_text()
+
+    def _filtering(self) -> bool:
+        """Whether a run now would denoise with the block-matching filter (no network)."""
+        return self.task.value == "denoise" and self.method.value == "filter"
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -322,6 +341,9 @@ class DipWidget(RunControls, ImageChoices, Container):
             p["scale"] = int(self.scale.value)
         if self.task.value == "denoise":
             p["noise_model"] = self.noise.value
+            p["method"] = self.method.value
+            if self.method.value == "filter":
+                p.pop("uncertainty", None)  # a network-only layer; its box is hidden
         return p
 
     def run(self) -> bool:
@@ -355,11 +377,13 @@ class DipWidget(RunControls, ImageChoices, Container):
         layer = self.image.value
         zoom = float(inputs.params["scale"]) if self.task.value == "sr" else 1.0
         title = f"DIP {self.task.value}" + (f" ×{int(zoom)}" if zoom > 1 else "")
-        n_tiles = dip.tiles_for(inputs.image, inputs.params)
+        if self._filtering():
+            title = "denoise (block-matching filter)"
+        n_tiles = 1 if self._filtering() else dip.tiles_for(inputs.image, inputs.params)
         if n_tiles > 1:  # large planes are fitted tile by tile; say so before the long run starts
             title += f" in {n_tiles} tiles"
         self.runner.start(gen, source=layer, title=title, zoom=zoom)
-        if inputs.params.get("iterations") == "auto":
+        if inputs.params.get("iterations") == "auto" and not self._filtering():
             n = dip.preset_iterations(self.task.value, self.preset.value, int(self.scale.value))
             self._set_state(True, f"{title}: starting… (automatic stop, at most {n} steps)")
         return True

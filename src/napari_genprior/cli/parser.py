@@ -216,6 +216,14 @@ def _add_dip(sub: Any) -> None:
                 help="auto (default): poisson-gaussian for integer data of more than 8 bits (photon "
                 "counts), gaussian for 8-bit, colour and float images",
             )
+            t.add_argument(
+                "--method",
+                choices=("auto", "filter", "dip"),
+                default="auto",
+                help="auto/filter (default): the collaborative block-matching filter, seconds per "
+                "image; dip: fit the Deep Image Prior network, minutes (--iterations, --preset, "
+                "--uncertainty apply to it only)",
+            )
         t.add_argument(
             "--iterations",
             type=_iterations,

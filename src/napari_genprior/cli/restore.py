@@ -112,6 +112,7 @@ def cmd_dip(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"noise model: {model} ({why}; --noise-model to choose)")
         params["noise_model"] = model
+        params["method"] = args.method
     gen = dip.run(image, params, mask=mask, device=args.device)  # checks the input
     ch = guess_channel_axis(image.shape) if args.channel_axis == "auto" else args.channel_axis
     reference = None
@@ -123,7 +124,10 @@ def cmd_dip(args: argparse.Namespace) -> int:
                 f"--reference has shape {reference.shape}; the result will have shape {expected}"
             )
     label = f"DIP {args.task}" + (f" ×{args.scale}" if args.task == "sr" else "")
-    n_tiles = dip.tiles_for(image, params)
+    filtering = dip.DIPParams.from_any(params).resolved_method == "filter"
+    if filtering:
+        label = "denoise (block-matching filter)"
+    n_tiles = 1 if filtering else dip.tiles_for(image, params)
     if n_tiles > 1:
         print(f"{label}: the image is large; fitting each plane in {n_tiles} overlapping tiles")
     result = drive_with_progress(gen, args.quiet, label)
@@ -379,6 +383,8 @@ def _check_batch_args(args: argparse.Namespace) -> None:
         p["tile_size"] = args.tile_size
         if args.task == "sr":
             p["scale"] = args.scale
+        if args.task == "denoise":
+            p["method"] = args.method
         DIPParams(**p).validate()
     elif args.command == "glean":
         from ..engines import glean

@@ -97,9 +97,9 @@ def run(
     ch = guess_channel_axis(arr.shape) if p.channel_axis == "auto" else p.channel_axis
     layout = PlaneLayout(arr.shape, ch)
     missing = _check_mask(mask, layout, arr.shape) if p.task == "inpaint" else None
+    dev = resolve_device(device)  # a bad device is refused whatever the method
     if p.resolved_method == "filter":
         return _execute_filter(arr, p, layout, cancel)
-    dev = resolve_device(device)
     cfg = resolve_config(p)
     cfg["precision"] = resolve_precision(cfg["precision"], dev)
     seed = p.seed if p.seed is not None else random.SystemRandom().randrange(2**31)
