@@ -39,7 +39,20 @@ def make_images(folder: Path, n: int, size: int) -> None:
 
 def one_run(inp: Path, out: Path, steps: int, extra: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    argv = [*CLI, "dip", "denoise", str(inp), "-o", str(out), "--iterations", str(steps), "--seed", "0"]
+    argv = [
+        *CLI,
+        "dip",
+        "denoise",
+        str(inp),
+        "-o",
+        str(out),
+        "--method",
+        "dip",
+        "--iterations",
+        str(steps),
+        "--seed",
+        "0",
+    ]
     argv += ["--noise-model", "gaussian", "-q", "--device", "cpu", *extra]
     t0 = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)

@@ -171,6 +171,7 @@ def classical(case: Case) -> list[tuple[str, np.ndarray, float]]:
 def dip_params(case: Case, method: str, cap: int | None) -> dict[str, Any]:
     p: dict[str, Any] = {
         "task": "denoise",
+        "method": "dip",
         "preset": method,
         "seed": 0,
         "preview_every": 0,

@@ -33,6 +33,7 @@ def cli_run(data, steps: int) -> tuple[float, float]:
 
     params = {
         "task": "denoise",
+        "method": "dip",
         "iterations": steps,
         "preview_every": 0,
         "seed": 0,
@@ -58,6 +59,7 @@ def gui_run(viewer, widget, layer, steps: int, preview_every: int) -> tuple[floa
 
     widget.image.value = layer
     widget.task.value = "denoise"
+    widget.method.value = "dip"
     widget.noise.value = "gaussian"
     widget.auto_stop.value = False
     widget.iterations.value = steps

@@ -77,6 +77,7 @@ def main() -> None:
         t = time.perf_counter()
         params = {
             "task": "denoise",
+            "method": "dip",
             "iterations": args.steps,
             "preview_every": 0,
             "seed": 0,

@@ -53,7 +53,7 @@ def matrix(size: int, steps: int, write: bool) -> None:
         p_in = psnr(truth, noisy.astype(np.float64), data_range=rng)
         for model in dip.NOISE_MODELS:
             previews: dict[int, np.ndarray] = {}
-            params = {"task": "denoise", "iterations": steps, "preview_every": 10, "seed": 0}
+            params = {"task": "denoise", "method": "dip", "iterations": steps, "preview_every": 10, "seed": 0}
             drive(
                 dip.run(noisy, {**params, "noise_model": model}, device="cpu"),
                 lambda ev, d=previews: d.__setitem__(ev.step, ev.preview) if ev.preview is not None else None,
@@ -151,7 +151,13 @@ def main() -> None:
     for model in ("gaussian", "poisson-gaussian"):
         seen: dict[str, dict[int, np.ndarray]] = {}
         for name, ema in (("EMA 0.99", None), ("raw iterate", 0.0)):
-            params = {"task": "denoise", "iterations": args.steps, "preview_every": 50, "seed": 0}
+            params = {
+                "task": "denoise",
+                "method": "dip",
+                "iterations": args.steps,
+                "preview_every": 50,
+                "seed": 0,
+            }
             params.update(noise_model=model, **({"ema": ema} if ema is not None else {}))
             seen[name] = {}
             drive(

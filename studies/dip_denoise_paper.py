@@ -56,6 +56,7 @@ def main() -> None:
                 noisy,
                 {
                     "task": "denoise",
+                    "method": "dip",
                     "preset": "paper",
                     "iterations": steps,
                     "seed": args.seed,

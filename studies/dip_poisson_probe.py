@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
     params = {
         "task": "denoise",
+        "method": "dip",
         "noise_model": "poisson-gaussian",
         "preset": "fast",
         "seed": 0,

@@ -99,6 +99,7 @@ def record(image: str, task: str, steps: int, size: int = 256) -> dict[str, Any]
 
     params = {
         "task": "denoise",
+        "method": "dip",
         "preset": "fast",
         "seed": 0,
         "iterations": steps,
@@ -330,7 +331,14 @@ def summary(traces: list[dict[str, Any]], fresh: dict[tuple[str, str], dict[str,
 def fresh_run(image: str, task: str, size: int = 256) -> dict[str, Any]:
     """The engine itself with ``iterations="auto"`` on one case: where it stops and what it returns."""
     case = make_case(image, task, size)
-    params = {"task": "denoise", "preset": "fast", "seed": 0, "iterations": "auto", **case.dip_params}
+    params = {
+        "task": "denoise",
+        "method": "dip",
+        "preset": "fast",
+        "seed": 0,
+        "iterations": "auto",
+        **case.dip_params,
+    }
     res = drive(dip.run(case.inp, params, device="cpu"))
     return {
         "image": image,

@@ -32,7 +32,13 @@ __all__ = ["DEMO_SETTINGS", "run_demo"]
 #: preset at fixed step counts, the bundled IRN and GLEAN models, JoIN with short stages;
 #: ``--quick`` runs a handful of steps only.
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
-    "denoise": {"task": "denoise", "preset": "fast", "noise_model": "poisson-gaussian", "iterations": 600},
+    "denoise": {
+        "task": "denoise",
+        "method": "dip",
+        "preset": "fast",
+        "noise_model": "poisson-gaussian",
+        "iterations": 600,
+    },
     "inpaint": {"task": "inpaint", "preset": "fast", "iterations": 800},
     "sr": {"task": "sr", "preset": "fast", "scale": 4, "iterations": 600},
     "irn": {"mode": "roundtrip", "scale": 4},
