@@ -52,6 +52,7 @@ def main() -> None:
     viewer.window.add_dock_widget(widget, name="Deep Image Prior", area="right")
     widget.image.value = layer  # picks the noise model from the sample: poisson-gaussian
     widget.task.value = "denoise"
+    widget.method.value = "dip"  # the network: its preview, progress and uncertainty layer are what is shown
     # The defaults (fast preset, stop automatically), with the uncertainty layer: it goes below
     # the result, which ends up on top and selected.
     widget.uncertainty.value = True
