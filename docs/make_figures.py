@@ -78,9 +78,14 @@ def fig_dip_denoise(rec: dict) -> np.ndarray:
         ("nuclei z=32", _nuclei(32)[64:192, 64:192], 500.0),
     ):
         ideal, noisy = poisson_gaussian_noise(plane, photons=photons, **PG)
-        res, s = _timed(dip.run(noisy, {"task": "denoise"}, device="cpu"))
+        model = dip.guess_noise_model(noisy)[0]  # what the widget picks: poisson-gaussian for uint16
+        res, s = _timed(dip.run(noisy, {"task": "denoise", "noise_model": model}, device="cpu"))
         net, s_net = _timed(
-            dip.run(noisy, {"task": "denoise", "method": "dip", "iterations": "auto"}, device="cpu")
+            dip.run(
+                noisy,
+                {"task": "denoise", "method": "dip", "iterations": "auto", "noise_model": model},
+                device="cpu",
+            )
         )
         out, out_net = res.layers[0].data, net.layers[0].data
         rng = float(ideal.max() - ideal.min())

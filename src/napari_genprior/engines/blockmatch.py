@@ -65,9 +65,8 @@ def _reference_grid(n: int) -> torch.Tensor:
 
 def _match(guide: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, k: int) -> torch.Tensor:
     """For reference patch origins ``(ry[i], rx[j])`` (all pairs) in ``guide`` ``(H, W)``: the
-    flat indices (into the ``(H-7)·(W-7)`` patch positions) of the ``k`` most similar patches
-    within ±SEARCH pixels as flat pixel indices of their top-left corners in ``guide``,
-    ``(len(ry)·len(rx), k)``, the reference itself among them."""
+    ``k`` most similar patches within ±SEARCH pixels, as the flat pixel indices of their top-left
+    corners in ``guide``, ``(len(ry)·len(rx), k)``; the reference itself is among them."""
     h = guide.shape[0] - PATCH + 1
     r = SEARCH
     y0, y1 = int(ry.min()), int(ry.max())
