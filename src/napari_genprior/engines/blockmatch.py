@@ -3,12 +3,12 @@ measured against (BM3D's two stages, Dabov et al. 2007), written here from the p
 
 1. *Hard thresholding.* For reference patches on a grid (every :data:`STRIDE` pixels), the
    :data:`GROUP_HARD` most similar 8×8 patches within ±:data:`SEARCH` pixels are stacked and
-   transformed (2-D DCT per patch, a DCT along the stack); coefficients below
+   transformed (2-D Haar per patch, Haar along the stack); coefficients below
    :data:`THRESHOLD` σ are zeroed, the groups transformed back and every patch averaged into the
    image, weighted by how few coefficients its group kept.
 2. *Empirical Wiener.* Groups of :data:`GROUP_WIENER` patches are matched again on the first
-   estimate (the *pilot*), and each noisy coefficient is scaled by ``p² / (p² + σ²)``, ``p`` the
-   pilot's coefficient.
+   estimate (the *pilot*), transformed (2-D DCT per patch, Haar along the stack), and each noisy
+   coefficient is scaled by ``p² / (p² + σ²)``, ``p`` the pilot's coefficient.
 
 Colour images are matched on the luminance of an orthonormal opponent colour transform (which
 keeps white noise white with the same σ) and filtered in it. Other channel counts are matched on
@@ -33,8 +33,14 @@ __all__ = ["blockmatch_denoise"]
 PATCH = 8
 STRIDE = 3
 SEARCH = 19
+#: group sizes (powers of two, for the Haar transform along the group)
 GROUP_HARD = 16
 GROUP_WIENER = 32
+#: the transforms (``haar`` or ``dct``) along a group and over each patch in the hard-thresholding
+#: stage (the Wiener stage's patch transform is always the DCT); studies/denoise_filter_study.py
+#: compares them on the tuning images
+GROUP_TRANSFORM = "haar"
+HARD_PATCH_TRANSFORM = "haar"
 #: BM3D's hard threshold for its first stage, in units of σ
 THRESHOLD = 2.7
 #: reference rows per band: bounds the distance table and the groups in memory
@@ -47,6 +53,17 @@ def _dct_matrix(n: int) -> torch.Tensor:
     c = torch.cos(math.pi * (2 * k[None] + 1) * k[:, None] / (2 * n))
     c[0] /= math.sqrt(2.0)
     return (c * math.sqrt(2.0 / n)).float()
+
+
+def _haar_matrix(n: int) -> torch.Tensor:
+    """Orthonormal Haar matrix ``(n, n)``, ``n`` a power of two: row 0 the mean, then the
+    differences from the coarsest to the finest scale."""
+    if n == 1:
+        return torch.ones(1, 1)
+    coarse = torch.kron(_haar_matrix(n // 2), torch.tensor([[1.0, 1.0]]))
+    fine = torch.kron(torch.eye(n // 2), torch.tensor([[1.0, -1.0]]))
+    m = torch.cat([coarse, fine])
+    return m / m.norm(dim=1, keepdim=True)
 
 
 def _opponent() -> torch.Tensor:
@@ -109,8 +126,11 @@ def _stage(
 ) -> torch.Tensor:
     """One stage over ``y`` ``(C, H, W)``: hard thresholding (``pilot`` ``None``) or Wiener."""
     c, hh, ww = y.shape
-    d2 = torch.kron(_dct_matrix(PATCH), _dct_matrix(PATCH))  # 2-D DCT of a flattened 8×8 patch
-    dk = _dct_matrix(k)
+    # the 2-D transform of a flattened 8×8 patch
+    m = _haar_matrix(PATCH) if pilot is None and HARD_PATCH_TRANSFORM == "haar" else _dct_matrix(PATCH)
+    d2 = torch.kron(m, m)
+    # along the group: Haar as in BM3D; the DCT did worse on the tuning images (the study)
+    dk = _haar_matrix(k) if GROUP_TRANSFORM == "haar" else _dct_matrix(k)
     ys, xs = _reference_grid(hh - PATCH + 1), _reference_grid(ww - PATCH + 1)
     # a patch's 64 pixels as offsets from its top-left corner in the flattened image: patches are
     # gathered and scattered directly, never unfolded whole (that would be 64 copies of the image)
