@@ -7,6 +7,7 @@ as ``benchmarks/join_bench.py --real-specimens`` builds its stacks (I = F·X + D
 
     python -m studies.flatfield_stack_init [--stacks 6] [--planes 8] [--basicpy] [--priors]
     python -m studies.flatfield_stack_init --sparse --planes 20 --basicpy   # tiles of sparse cells
+    python -m studies.flatfield_stack_init --stacks 10 --planes 32 --trim 0 0.1 0.25 0.5
 
 ``--sparse``: a tile scan of sparse cells instead (crops at random positions of the time-lapse's
 training frames: a few cells on a dark background per tile, BaSiC's own use case).
@@ -57,6 +58,9 @@ def main() -> None:
     ap.add_argument("--basicpy", action="store_true")
     ap.add_argument("--priors", action="store_true", help="also JoIN's joint inversion (minutes per stack)")
     ap.add_argument("--sparse", action="store_true", help="tiles of sparse cells (see above)")
+    ap.add_argument(
+        "--trim", type=float, nargs="*", default=[], help="also the closed form with these trim fractions"
+    )
     args = ap.parse_args()
     rows: dict[str, list[dict]] = {}
 
@@ -74,6 +78,7 @@ def main() -> None:
         for label, kw in (
             ("closed form", {}),
             ("closed form, no dark", {"dark": False}),
+            *((f"closed form, trim {t:g}", {"trim": t}) for t in args.trim),
         ):
             t0 = time.perf_counter()
             est = stack_estimate(stack, **kw)
