@@ -32,9 +32,9 @@ QUANTILE = 0.1
 #: tuning stacks (studies/flatfield_stack_init.py) subtracting it made the field worse at 8 planes
 #: and better at 32
 MIN_PLANES_FOR_DARK = 16
-#: the trimmed mean's cut at each end, a fraction of the planes (at least one plane): 10 % did
-#: better than one plane at 32 planes on the tuning stacks (studies/flatfield_stack_init.py --trim)
-TRIM = 0.1
+#: the trimmed mean's cut at each end, a fraction of the planes (at least one plane). More than
+#: one plane helped the dense tuning stacks at 32 planes but hurt sparse ones (docs/join.md)
+TRIM = 0.0
 
 
 @dataclass
