@@ -117,6 +117,8 @@ def stack_estimate(
     n = x.shape[0]
     k = max(1, round(trim * n)) if n >= 3 else 0
     k = min(k, (n - 1) // 2)
+    occ = occupancy(x)
+    sparse = occ < SPARSE_OCCUPANCY
     # a trimmed mean: a plane with a bright cluster at one place drags a plain mean there
     # (measured on the tuning stacks: studies/flatfield_stack_init.py)
     mean = x.sort(0).values[k : n - k].mean(0) if k else x.mean(0)
@@ -144,7 +146,7 @@ def stack_estimate(
                     f"the dark offset estimated ({d:.4g}) is implausible for this stack; none is subtracted"
                 )
                 d = 0.0
-            elif occupancy(x) < SPARSE_OCCUPANCY:
+            elif sparse:
                 note = (
                     f"dark offset estimated at {d:.4g} but not subtracted: the planes are mostly background, "
                     "where subtracting it measured worse (the mean plane follows the cells)"
@@ -158,7 +160,11 @@ def stack_estimate(
                 d = 0.0
             else:
                 identified, note = True, f"dark offset {d:.4g} from the stack (background against field)"
-    field = smooth_plane(mean - d, sigma_fraction).clamp_min(1e-6)
+    # mostly background (sparse cells): every pixel shows background in most planes, so its median
+    # across planes follows the field without the few cells that drag the mean (studies/
+    # flatfield_stack_init.py --sparse: the mean made the corrected planes worse than the raw ones)
+    base = x.median(0).values if sparse else mean
+    field = smooth_plane(base - d, sigma_fraction).clamp_min(1e-6)
     field = field / field.mean()
     dark_map = torch.full_like(field, d)
     return StackEstimate(

@@ -42,9 +42,10 @@ def uses_statistics(setup: Setup) -> tuple[bool, str]:
     occ = occupancy(planes)
     if occ < SPARSE_OCCUPANCY:
         return True, (
-            f"the planes are mostly background (sparse cells: {occ:.0%} of the pixels stand out), where the "
-            "stack statistics follow the cells more than the field and measured worse than no correction "
-            "(docs/join.md): check the field, or use BaSiCPy for such tile scans"
+            f"the planes are mostly background (sparse cells: {occ:.0%} of the pixels stand out): the field "
+            "comes from the planes' background (each pixel's median), which measured only a little better "
+            "than no correction there, BaSiCPy better (docs/join.md): check the field, or use BaSiCPy for "
+            "such tile scans"
         )
     corr = _shared_content(planes)
     if corr >= FlatField.SHARED_CONTENT:
