@@ -38,6 +38,16 @@ def test_bands_give_the_same_result_as_one_pass(monkeypatch):
     torch.testing.assert_close(banded, whole, rtol=0, atol=1e-5)
 
 
+def test_planes_with_fewer_patches_than_a_group_still_denoise():
+    rng = np.random.default_rng(2)
+    for shape in ((1, 8, 8), (1, 9, 60), (3, 12, 12)):
+        clean = np.full(shape, 0.5, np.float32)
+        noisy = torch.from_numpy(clean + rng.normal(0, 0.1, shape).astype(np.float32))
+        out = blockmatch.blockmatch_denoise(noisy, 0.1)
+        assert out.shape == shape and torch.isfinite(out).all()
+        assert (out - 0.5).abs().mean() < 0.5 * (noisy - 0.5).abs().mean()
+
+
 def test_nothing_to_do_returns_the_input_and_cancel_stops():
     x = torch.rand(1, 6, 40)
     assert torch.equal(blockmatch.blockmatch_denoise(x, 0.1), x)  # under a patch high

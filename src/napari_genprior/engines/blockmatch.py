@@ -126,6 +126,10 @@ def _stage(
 ) -> torch.Tensor:
     """One stage over ``y`` ``(C, H, W)``: hard thresholding (``pilot`` ``None``) or Wiener."""
     c, hh, ww = y.shape
+    # a small or thin plane has fewer patches within reach of a corner reference than a group
+    # holds: groups shrink to the largest power of two that every reference can fill
+    reach = min(hh - PATCH + 1, SEARCH + 1) * min(ww - PATCH + 1, SEARCH + 1)
+    k = 2 ** int(math.log2(min(k, reach)))
     # the 2-D transform of a flattened 8×8 patch
     m = _haar_matrix(PATCH) if pilot is None and HARD_PATCH_TRANSFORM == "haar" else _dct_matrix(PATCH)
     d2 = torch.kron(m, m)
