@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child process's size
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--from-log", action="store_true", help="rebuild the table from the log's latest rows")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.threads)))
@@ -84,8 +85,13 @@ def main() -> None:
     from benchmarks.dip_bench import git_commit
     from benchmarks.report import machine, markdown_table, write_section
 
-    rows = []
-    for size in args.sizes:
+    rows: list[dict] = []
+    if args.from_log:
+        latest = {
+            r["size"]: r for r in map(json.loads, LOG.read_text().splitlines()) if r["size"] in args.sizes
+        }
+        rows = [latest[s] for s in args.sizes if s in latest]
+    for size in [] if args.from_log else args.sizes:
         cmd = [
             sys.executable,
             "-m",
@@ -130,7 +136,8 @@ def main() -> None:
     body = (
         "## JoIN flat-field: time and memory per frame size (`benchmarks/join_frames.py`)\n\n"
         "One frame per size (real held-out nuclei repeated to the size under a synthetic field: timing "
-        f"only), default settings, {rows[0]['threads']} torch thread(s); {machine()}; one run each, each "
+        f"only), default settings, {rows[0]['threads']} torch thread(s); {rows[0]['machine'].rsplit(', ', 2)[0]}; "
+        f"commit {rows[0]['commit']}, {rows[0]['date']}; one run each, each "
         "size in a fresh process (peak memory includes torch and the package, about 0.6 GB).\n\n"
         f"{table}\n"
     )
