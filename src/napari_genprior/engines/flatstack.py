@@ -117,8 +117,7 @@ def stack_estimate(
     n = x.shape[0]
     k = max(1, round(trim * n)) if n >= 3 else 0
     k = min(k, (n - 1) // 2)
-    occ = occupancy(x)
-    sparse = occ < SPARSE_OCCUPANCY
+    sparse = occupancy(x) < SPARSE_OCCUPANCY
     # a trimmed mean: a plane with a bright cluster at one place drags a plain mean there
     # (measured on the tuning stacks: studies/flatfield_stack_init.py)
     mean = x.sort(0).values[k : n - k].mean(0) if k else x.mean(0)
