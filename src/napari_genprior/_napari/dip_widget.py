@@ -379,7 +379,7 @@ class DipWidget(RunControls, ImageChoices, Container):
         title = f"DIP {self.task.value}" + (f" ×{int(zoom)}" if zoom > 1 else "")
         if self._filtering():
             title = "denoise (block-matching filter)"
-        n_tiles = dip.tiles_for(inputs.image, inputs.params)
+        n_tiles = 1 if self._filtering() else dip.tiles_for(inputs.image, inputs.params)
         if n_tiles > 1:  # large planes are fitted tile by tile; say so before the long run starts
             title += f" in {n_tiles} tiles"
         self.runner.start(gen, source=layer, title=title, zoom=zoom)

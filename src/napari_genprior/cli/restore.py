@@ -124,9 +124,10 @@ def cmd_dip(args: argparse.Namespace) -> int:
                 f"--reference has shape {reference.shape}; the result will have shape {expected}"
             )
     label = f"DIP {args.task}" + (f" ×{args.scale}" if args.task == "sr" else "")
-    if dip.DIPParams.from_any(params).resolved_method == "filter":
+    filtering = dip.DIPParams.from_any(params).resolved_method == "filter"
+    if filtering:
         label = "denoise (block-matching filter)"
-    n_tiles = dip.tiles_for(image, params)
+    n_tiles = 1 if filtering else dip.tiles_for(image, params)
     if n_tiles > 1:
         print(f"{label}: the image is large; fitting each plane in {n_tiles} overlapping tiles")
     result = drive_with_progress(gen, args.quiet, label)

@@ -41,11 +41,8 @@ def _sigma2_pca(plane: np.ndarray, fallback: tuple[float, float]) -> float:
 
 
 def tiles_for(image: np.ndarray, params: DIPParams | dict[str, Any] | None = None) -> int:
-    """How many tiles each plane of ``image`` will be fitted in with ``params`` (1: no tiling; the
-    filter is never tiled: it works in bands of bounded memory)."""
+    """How many tiles each plane of ``image`` will be fitted in with ``params`` (1: no tiling)."""
     p = DIPParams.from_any(params)
-    if p.resolved_method == "filter":
-        return 1
     shape = np.shape(image)
     ch = guess_channel_axis(shape) if p.channel_axis == "auto" else p.channel_axis
     h, w = PlaneLayout(shape, ch).spatial_shape
